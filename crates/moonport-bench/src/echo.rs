@@ -1,0 +1,538 @@
+//! `echo`: a completion-based ping-pong load generator on compio.
+//!
+//! Thread-per-core: `--threads` OS threads, each with its own compio runtime
+//! (io_uring where available), with the connections split across them. Each
+//! connection writes `--size` bytes, reads exactly `--size` bytes back,
+//! checks they equal what was sent, and repeats until the run ends. Latency
+//! of every round trip in the measurement window goes into an HDR histogram.
+//!
+//! Safety rails: the run is bounded in time (connect timeout, warm-up,
+//! duration, and a grace period after which stuck connections are abandoned)
+//! and only loopback targets are accepted (see [`crate::target`]).
+
+use std::cell::{Cell, RefCell};
+use std::fmt::Write as _;
+use std::io;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::rc::Rc;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use compio::BufResult;
+use compio::buf::{IntoInner, IoBuf};
+use compio::io::{AsyncReadExt, AsyncWriteExt};
+use compio::net::TcpStream;
+use hdrhistogram::Histogram;
+
+/// How long one connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long after the end of the run a connection may still be stuck in a
+/// round trip before it is abandoned and counted as timed out.
+const GRACE: Duration = Duration::from_secs(2);
+/// Upper bound on the run length, so a typo cannot start an endless run.
+const MAX_SECONDS: f64 = 3600.0;
+/// Largest message size accepted.
+const MAX_SIZE: usize = 16 * 1024 * 1024;
+/// Highest latency the histogram tracks (larger values are clamped).
+const HIST_MAX_NS: u64 = 60_000_000_000;
+/// How many error messages each thread keeps to show the user.
+const MAX_ERROR_SAMPLES: usize = 5;
+
+#[derive(Args, Debug)]
+pub struct EchoArgs {
+    /// Target echo server; must be a loopback address (127.0.0.0/8 or ::1).
+    #[arg(long)]
+    addr: String,
+    /// Number of concurrent connections.
+    #[arg(long, default_value_t = 100)]
+    conns: usize,
+    /// Message size in bytes.
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// Measurement duration in seconds (after warm-up).
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Warm-up in seconds: traffic flows but is not measured.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Number of load-generator threads, each with its own runtime
+    /// (default: number of cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print one JSON line with the results instead of the text report.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Error counters, per thread and then summed.
+#[derive(Debug, Default, Clone, Copy)]
+struct Errors {
+    /// Connection attempts that failed or timed out.
+    connect: u64,
+    /// Read/write failures on an established connection.
+    io: u64,
+    /// Server closed the connection in the middle of the run.
+    closed: u64,
+    /// Echoed bytes differed from what was sent.
+    mismatch: u64,
+    /// Connections still stuck in a round trip after the grace period.
+    timeout: u64,
+    /// Connection tasks that panicked.
+    panic: u64,
+}
+
+impl Errors {
+    fn total(&self) -> u64 {
+        self.connect + self.io + self.closed + self.mismatch + self.timeout + self.panic
+    }
+
+    fn add(&mut self, o: &Errors) {
+        self.connect += o.connect;
+        self.io += o.io;
+        self.closed += o.closed;
+        self.mismatch += o.mismatch;
+        self.timeout += o.timeout;
+        self.panic += o.panic;
+    }
+}
+
+/// State shared by the connection tasks of one thread (single-threaded).
+struct Shared {
+    hist: RefCell<Histogram<u64>>,
+    messages: Cell<u64>,
+    errors: RefCell<Errors>,
+    samples: RefCell<Vec<String>>,
+}
+
+impl Shared {
+    fn note(&self, msg: String) {
+        let mut s = self.samples.borrow_mut();
+        if s.len() < MAX_ERROR_SAMPLES {
+            s.push(msg);
+        }
+    }
+}
+
+/// What one thread hands back.
+struct ThreadResult {
+    driver: compio::driver::DriverType,
+    hist: Histogram<u64>,
+    messages: u64,
+    connected: usize,
+    errors: Errors,
+    samples: Vec<String>,
+}
+
+/// Run parameters shared by every connection.
+#[derive(Clone, Copy)]
+struct Plan {
+    addr: SocketAddr,
+    size: usize,
+    warmup: Duration,
+    duration: Duration,
+}
+
+pub fn run(args: EchoArgs) -> Result<ExitCode, String> {
+    let addr = crate::target::resolve_loopback(&args.addr)?;
+    if args.conns == 0 {
+        return Err("--conns must be at least 1".into());
+    }
+    if args.size == 0 || args.size > MAX_SIZE {
+        return Err(format!("--size must be between 1 and {MAX_SIZE} bytes"));
+    }
+    let duration = seconds("--duration", args.duration, false)?;
+    let warmup = seconds("--warmup", args.warmup, true)?;
+    let threads = args
+        .threads
+        .unwrap_or_else(crate::default_threads)
+        .clamp(1, args.conns);
+
+    let plan = Plan {
+        addr,
+        size: args.size,
+        warmup,
+        duration,
+    };
+    // Every thread connects first; the clock starts once all have connected.
+    let barrier = Arc::new(Barrier::new(threads));
+    let mut handles = Vec::with_capacity(threads);
+    for t in 0..threads {
+        // Connection i goes to thread i % threads.
+        let ids: Vec<usize> = (t..args.conns).step_by(threads).collect();
+        let barrier = Arc::clone(&barrier);
+        let handle = std::thread::Builder::new()
+            .name(format!("echo-{t}"))
+            .spawn(move || load_thread(plan, ids, barrier))
+            .map_err(|e| format!("cannot spawn load thread: {e}"))?;
+        handles.push(handle);
+    }
+
+    let mut hist = new_histogram();
+    let mut messages = 0u64;
+    let mut connected = 0usize;
+    let mut errors = Errors::default();
+    let mut samples = Vec::new();
+    let mut driver = None;
+    for handle in handles {
+        let r = handle
+            .join()
+            .map_err(|_| "a load thread panicked".to_string())??;
+        hist.add(&r.hist)
+            .map_err(|e| format!("cannot merge histograms: {e}"))?;
+        messages += r.messages;
+        driver = Some(r.driver);
+        connected += r.connected;
+        errors.add(&r.errors);
+        samples.extend(r.samples);
+    }
+
+    if connected == 0 {
+        return Err(format!(
+            "could not connect to {addr}: {}",
+            samples
+                .first()
+                .map(String::as_str)
+                .unwrap_or("no connection")
+        ));
+    }
+    for s in samples.iter().take(MAX_ERROR_SAMPLES) {
+        eprintln!("moonport-bench echo: {s}");
+    }
+
+    let secs = duration.as_secs_f64();
+    let report = Report {
+        addr,
+        driver: driver.map_or_else(|| "unknown".into(), driver_name),
+        threads,
+        conns: args.conns,
+        connected,
+        size: args.size,
+        duration_s: secs,
+        warmup_s: warmup.as_secs_f64(),
+        messages,
+        msgs_per_sec: messages as f64 / secs,
+        mb_per_sec: (messages as f64 * args.size as f64) / 1e6 / secs,
+        p50_us: us(hist.value_at_quantile(0.50)),
+        p99_us: us(hist.value_at_quantile(0.99)),
+        p999_us: us(hist.value_at_quantile(0.999)),
+        max_us: us(hist.max()),
+        mean_us: hist.mean() / 1000.0,
+        errors,
+    };
+    if args.json {
+        println!("{}", report.json());
+    } else {
+        print!("{}", report.text());
+    }
+    Ok(if errors.total() > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn seconds(name: &str, v: f64, zero_ok: bool) -> Result<Duration, String> {
+    let ok = v.is_finite() && v <= MAX_SECONDS && if zero_ok { v >= 0.0 } else { v > 0.0 };
+    if !ok {
+        let lo = if zero_ok { "0 <= " } else { "0 < " };
+        return Err(format!("{name} must satisfy {lo}seconds <= {MAX_SECONDS}"));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HIST_MAX_NS, 3).expect("static histogram bounds are valid")
+}
+
+fn driver_name(d: compio::driver::DriverType) -> String {
+    match d {
+        compio::driver::DriverType::IoUring => "io_uring".into(),
+        compio::driver::DriverType::Poll => "poll".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn us(ns: u64) -> f64 {
+    ns as f64 / 1000.0
+}
+
+/// Body of one load thread: connect its share, wait for the others, run.
+fn load_thread(plan: Plan, ids: Vec<usize>, barrier: Arc<Barrier>) -> Result<ThreadResult, String> {
+    let shared = Rc::new(Shared {
+        hist: RefCell::new(new_histogram()),
+        messages: Cell::new(0),
+        errors: RefCell::new(Errors::default()),
+        samples: RefCell::new(Vec::new()),
+    });
+    let rt = compio::runtime::Runtime::new();
+    let streams = match &rt {
+        Ok(rt) => rt.block_on(connect_all(plan.addr, &ids, &shared)),
+        Err(_) => Vec::new(),
+    };
+    // Always reach the barrier, even on failure, so no thread waits forever.
+    barrier.wait();
+    let rt = rt.map_err(|e| format!("cannot create compio runtime: {e}"))?;
+    let connected = streams.len();
+    let driver = rt.driver_type();
+
+    let start = Instant::now();
+    let warm_end = start + plan.warmup;
+    let end = warm_end + plan.duration;
+    rt.block_on(async {
+        let mut tasks = Vec::with_capacity(streams.len());
+        for (id, stream) in streams {
+            let shared = Rc::clone(&shared);
+            tasks.push(compio::runtime::spawn(async move {
+                let run = ping_pong(stream, id, plan.size, warm_end, end, &shared);
+                if compio::time::timeout_at(end + GRACE, run).await.is_err() {
+                    shared.errors.borrow_mut().timeout += 1;
+                    shared.note(format!(
+                        "conn {id}: no echo within {GRACE:?} after the end of the run; abandoned"
+                    ));
+                }
+            }));
+        }
+        for task in tasks {
+            if task.await.is_err() {
+                shared.errors.borrow_mut().panic += 1;
+                shared.note("a connection task panicked".into());
+            }
+        }
+    });
+
+    let shared = Rc::try_unwrap(shared)
+        .map_err(|_| "connection tasks still hold shared state".to_string())?;
+    Ok(ThreadResult {
+        driver,
+        hist: shared.hist.into_inner(),
+        messages: shared.messages.get(),
+        connected,
+        errors: shared.errors.into_inner(),
+        samples: shared.samples.into_inner(),
+    })
+}
+
+/// Opens this thread's connections concurrently; failures are counted.
+async fn connect_all(
+    addr: SocketAddr,
+    ids: &[usize],
+    shared: &Rc<Shared>,
+) -> Vec<(usize, TcpStream)> {
+    let tasks: Vec<_> = ids
+        .iter()
+        .map(|&id| {
+            compio::runtime::spawn(async move {
+                let r = compio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await;
+                (id, r)
+            })
+        })
+        .collect();
+    let mut streams = Vec::with_capacity(ids.len());
+    for task in tasks {
+        let failure = match task.await {
+            Ok((id, Ok(Ok(stream)))) => {
+                // Ping-pong of small messages: never wait on Nagle.
+                let _ = stream.set_nodelay(true);
+                streams.push((id, stream));
+                continue;
+            }
+            Ok((id, Ok(Err(e)))) => format!("conn {id}: connect to {addr} failed: {e}"),
+            Ok((id, Err(_))) => {
+                format!("conn {id}: connect to {addr} timed out after {CONNECT_TIMEOUT:?}")
+            }
+            Err(_) => "a connect task panicked".to_string(),
+        };
+        shared.errors.borrow_mut().connect += 1;
+        shared.note(failure);
+    }
+    streams
+}
+
+/// Fills the payload with a per-connection pattern.
+fn pattern(id: usize, size: usize) -> Vec<u8> {
+    (0..size)
+        .map(|i| (i.wrapping_mul(31).wrapping_add(id.wrapping_mul(7))) as u8)
+        .collect()
+}
+
+/// Stamps the sequence number into the first bytes, so a stale or
+/// reordered echo is detected as a mismatch.
+fn stamp(buf: &mut [u8], seq: u64) {
+    let bytes = seq.to_le_bytes();
+    let n = buf.len().min(bytes.len());
+    buf[..n].copy_from_slice(&bytes[..n]);
+}
+
+/// One connection's ping-pong loop, until `end`.
+async fn ping_pong(
+    mut stream: TcpStream,
+    id: usize,
+    size: usize,
+    warm_end: Instant,
+    end: Instant,
+    shared: &Shared,
+) {
+    let mut send = pattern(id, size);
+    let mut recv: Vec<u8> = Vec::with_capacity(size);
+    let mut seq: u64 = 0;
+    loop {
+        let t0 = Instant::now();
+        if t0 >= end {
+            break;
+        }
+        stamp(&mut send, seq);
+        let BufResult(res, buf) = stream.write_all(send).await;
+        send = buf;
+        if let Err(e) = res {
+            io_failure(shared, id, "write", &e);
+            return;
+        }
+        recv.clear();
+        let BufResult(res, buf) = stream.read_exact(recv.slice(..size)).await;
+        recv = buf.into_inner();
+        if let Err(e) = res {
+            io_failure(shared, id, "read", &e);
+            return;
+        }
+        let t1 = Instant::now();
+        if t1 > end {
+            // Completed after the window closed: not part of the figures.
+            break;
+        }
+        if recv.buf_len() != size || recv[..] != send[..] {
+            let mut errs = shared.errors.borrow_mut();
+            errs.mismatch += 1;
+            if errs.mismatch == 1 {
+                shared.note(format!(
+                    "conn {id}: echoed bytes differ from what was sent (message #{seq})"
+                ));
+            }
+        } else if t0 >= warm_end {
+            let ns = u64::try_from((t1 - t0).as_nanos()).unwrap_or(u64::MAX);
+            shared.hist.borrow_mut().saturating_record(ns.max(1));
+            shared.messages.set(shared.messages.get() + 1);
+        }
+        seq = seq.wrapping_add(1);
+    }
+}
+
+fn io_failure(shared: &Shared, id: usize, what: &str, e: &io::Error) {
+    let mut errs = shared.errors.borrow_mut();
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        errs.closed += 1;
+        drop(errs);
+        shared.note(format!(
+            "conn {id}: server closed the connection during {what}"
+        ));
+    } else {
+        errs.io += 1;
+        drop(errs);
+        shared.note(format!("conn {id}: {what} failed: {e}"));
+    }
+}
+
+/// Final figures of a run.
+struct Report {
+    addr: SocketAddr,
+    driver: String,
+    threads: usize,
+    conns: usize,
+    connected: usize,
+    size: usize,
+    duration_s: f64,
+    warmup_s: f64,
+    messages: u64,
+    msgs_per_sec: f64,
+    mb_per_sec: f64,
+    p50_us: f64,
+    p99_us: f64,
+    p999_us: f64,
+    max_us: f64,
+    mean_us: f64,
+    errors: Errors,
+}
+
+impl Report {
+    fn json(&self) -> String {
+        let e = &self.errors;
+        let mut s = String::with_capacity(512);
+        let _ = write!(
+            s,
+            "{{\"addr\":\"{}\",\"driver\":\"{}\",\"threads\":{},\"conns\":{},\"connected\":{},\"size\":{},\
+             \"duration_s\":{},\"warmup_s\":{},\"messages\":{},\"msgs_per_sec\":{:.1},\
+             \"mb_per_sec\":{:.3},\"p50_us\":{:.1},\"p99_us\":{:.1},\"p999_us\":{:.1},\
+             \"max_us\":{:.1},\"mean_us\":{:.1},\"errors\":{},\"connect_errors\":{},\
+             \"io_errors\":{},\"closed\":{},\"mismatches\":{},\"timeouts\":{},\"panics\":{}}}",
+            self.addr,
+            self.driver,
+            self.threads,
+            self.conns,
+            self.connected,
+            self.size,
+            self.duration_s,
+            self.warmup_s,
+            self.messages,
+            self.msgs_per_sec,
+            self.mb_per_sec,
+            self.p50_us,
+            self.p99_us,
+            self.p999_us,
+            self.max_us,
+            self.mean_us,
+            e.total(),
+            e.connect,
+            e.io,
+            e.closed,
+            e.mismatch,
+            e.timeout,
+            e.panic,
+        );
+        s
+    }
+
+    fn text(&self) -> String {
+        let e = &self.errors;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "echo {}: {} conns ({} connected) on {} thread(s) ({} driver), {} B messages, {} s measured after {} s warm-up",
+            self.addr,
+            self.conns,
+            self.connected,
+            self.threads,
+            self.driver,
+            self.size,
+            self.duration_s,
+            self.warmup_s
+        );
+        let _ = writeln!(
+            s,
+            "  messages:   {} ({:.0} msg/s)",
+            self.messages, self.msgs_per_sec
+        );
+        let _ = writeln!(
+            s,
+            "  throughput: {:.2} MB/s (payload echoed, each direction, 1 MB = 10^6 B)",
+            self.mb_per_sec
+        );
+        let _ = writeln!(
+            s,
+            "  latency:    p50 {:.1} us, p99 {:.1} us, p99.9 {:.1} us, max {:.1} us (mean {:.1} us)",
+            self.p50_us, self.p99_us, self.p999_us, self.max_us, self.mean_us
+        );
+        let _ = writeln!(
+            s,
+            "  errors:     {} (connect {}, io {}, closed {}, mismatch {}, timeout {}, panic {})",
+            e.total(),
+            e.connect,
+            e.io,
+            e.closed,
+            e.mismatch,
+            e.timeout,
+            e.panic
+        );
+        s
+    }
+}

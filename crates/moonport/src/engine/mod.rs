@@ -1,0 +1,138 @@
+//! The engine: configuration, worker threads, and process shutdown.
+//!
+//! `run` starts worker 1, which runs the script. The first `listen` on worker 1
+//! starts the other workers (thread-per-core), each with its own compio runtime
+//! and Lua VM, which run the same script and bind the same listeners. A script
+//! that never listens (a client or a tool) thus runs once, on one worker.
+//!
+//! The process ends when every worker has nothing left to do, or on SIGINT /
+//! SIGTERM: listeners stop, connections get `grace` to finish, then it exits.
+
+mod activity;
+mod ports;
+mod trigger;
+mod worker;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub use activity::{Activity, Hold};
+pub use ports::ListenRegistry;
+pub use trigger::Trigger;
+pub use worker::WorkerCtx;
+
+/// What `moonport run` was asked to do.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub script: PathBuf,
+    /// Arguments after the script name, given to it as `arg` and `...`.
+    pub args: Vec<String>,
+    pub workers: usize,
+    /// How long connections may take to finish after a shutdown signal.
+    pub grace: Duration,
+}
+
+/// State shared by all workers of the process.
+pub struct Engine {
+    pub config: Config,
+    /// The script's text, read once so every worker runs the same version.
+    pub source: String,
+    pub shutdown: Trigger,
+    pub ports: ListenRegistry,
+    /// Start of the process: the zero of `moonport.now()`.
+    pub epoch: Instant,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    others_started: AtomicBool,
+    failed: AtomicBool,
+}
+
+impl Engine {
+    /// Marks the run as failed (exit code 1) and stops every worker.
+    pub fn fail(&self) {
+        self.failed.store(true, Ordering::SeqCst);
+        self.shutdown.fire();
+    }
+
+    /// Starts workers 2..=N, once; called by worker 1's first `listen`.
+    pub fn start_other_workers(self: &Arc<Self>) {
+        if self.others_started.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        for id in 2..=self.config.workers {
+            self.spawn_worker(id);
+        }
+    }
+
+    fn spawn_worker(self: &Arc<Self>, id: usize) {
+        let engine = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("moonport-worker-{id}"))
+            .spawn(move || worker::run(engine, id));
+        match spawned {
+            Ok(handle) => self.threads.lock().unwrap_or_else(|p| p.into_inner()).push(handle),
+            Err(e) => {
+                tracing::error!("cannot start worker {id}: {e}");
+                self.fail();
+            }
+        }
+    }
+}
+
+/// Runs a script to the end; the exit code says whether it succeeded.
+pub fn run(config: Config) -> ExitCode {
+    let source = match std::fs::read_to_string(&config.script) {
+        Ok(source) => source,
+        Err(e) => {
+            tracing::error!("cannot read {}: {e}", config.script.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(limit) = crate::platform::raise_fd_limit() {
+        tracing::debug!("open file limit: {limit}");
+    }
+    let engine = Arc::new(Engine {
+        config,
+        source,
+        shutdown: Trigger::new(),
+        ports: ListenRegistry::default(),
+        epoch: Instant::now(),
+        threads: Mutex::new(Vec::new()),
+        others_started: AtomicBool::new(false),
+        failed: AtomicBool::new(false),
+    });
+    install_signal_handler(&engine);
+    engine.spawn_worker(1);
+    // Worker 1 adds the other workers before it ends, so popping until empty joins all.
+    loop {
+        let next = engine.threads.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let Some(handle) = next else { break };
+        if handle.join().is_err() {
+            engine.fail();
+        }
+    }
+    if engine.failed.load(Ordering::SeqCst) { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
+
+/// First SIGINT/SIGTERM: graceful shutdown. Second: exit at once.
+fn install_signal_handler(engine: &Arc<Engine>) {
+    let engine = engine.clone();
+    let presses = AtomicUsize::new(0);
+    let installed = ctrlc::set_handler(move || {
+        if presses.fetch_add(1, Ordering::SeqCst) == 0 {
+            tracing::info!(
+                "shutting down: no new connections, {:?} for open ones to finish (signal again to exit now)",
+                engine.config.grace
+            );
+            engine.shutdown.fire();
+        } else {
+            std::process::exit(130);
+        }
+    });
+    if let Err(e) = installed {
+        tracing::warn!("cannot install the shutdown signal handler: {e}");
+    }
+}

@@ -1,0 +1,23 @@
+//! moonport: an engine for Lua-scripted network services on completion-based
+//! I/O (io_uring on Linux, IOCP on Windows, through compio).
+//!
+//! # Layout
+//!
+//! Dependencies point down this list:
+//!
+//! - [`lua`]: the Lua API, one file per Lua module (`tcp.rs` is
+//!   `moonport.tcp`). Converts values, maps errors to `nil, err`, and yields
+//!   the calling coroutine while the core waits. Knows nothing of sockets.
+//! - [`net`]: the networking core (connections with bounded buffered reads,
+//!   the accept loop, error kinds). Knows nothing of Lua.
+//! - [`engine`]: worker threads (one compio runtime and one Lua VM each),
+//!   listener sharding across them, what keeps a worker alive, shutdown.
+//! - `platform`: the only place with `cfg(unix)` / `cfg(windows)`: socket
+//!   options for sharding, fd limits, platform error codes.
+//!
+//! `main.rs` is the command line: `moonport run app.lua`.
+
+pub mod engine;
+pub mod lua;
+pub mod net;
+mod platform;

@@ -1,0 +1,131 @@
+//! Lua bindings: one file per Lua module, each a thin layer that converts
+//! values, maps errors to `nil, err` and yields the calling coroutine while the
+//! Rust core waits on I/O.
+//!
+//! `Vm` is one worker's Lua state with the `moonport` module installed (also
+//! reachable as the global `moonport` and through `require("moonport")`).
+
+mod args;
+mod log;
+mod task;
+mod tcp;
+
+use std::rc::Rc;
+
+use mlua::{Function, Lua, MultiValue, Table, Value, Variadic};
+
+use crate::engine::WorkerCtx;
+
+pub use task::spawn;
+
+/// One worker's Lua state.
+pub struct Vm {
+    lua: Lua,
+    ctx: Rc<WorkerCtx>,
+}
+
+impl Vm {
+    pub fn new(ctx: Rc<WorkerCtx>) -> Result<Self, String> {
+        // SAFETY: loads the full standard library, including LuaJIT's `ffi` and
+        // `debug`, which scripts are meant to use; we run only the user's own script.
+        let lua = unsafe { Lua::unsafe_new() };
+        lua.set_app_data(ctx.clone());
+        install(&lua, &ctx).map_err(|e| format!("cannot set up the Lua state: {e}"))?;
+        Ok(Self { lua, ctx })
+    }
+
+    /// Compiles the script and starts its main chunk as the worker's first task.
+    /// A syntax error is returned; a runtime error fails the process.
+    pub fn start_script(&self) -> Result<(), String> {
+        let engine = self.ctx.engine.clone();
+        let script = engine.config.script.display().to_string();
+        let main = self
+            .lua
+            .load(&engine.source)
+            .set_name(format!("@{script}"))
+            .into_function()
+            .map_err(|e| match e {
+                mlua::Error::SyntaxError { message, .. } => format!("syntax error: {message}"),
+                other => format!("cannot load {script}: {other}"),
+            })?;
+        let args = engine
+            .config
+            .args
+            .iter()
+            .map(|a| self.lua.create_string(a).map(Value::String))
+            .collect::<mlua::Result<MultiValue>>()
+            .map_err(|e| e.to_string())?;
+        spawn(&self.lua, main, args, move |error| {
+            if let Some(error) = error {
+                tracing::error!("{error}");
+                engine.fail();
+            }
+        })
+        .map_err(|e| e.to_string())
+    }
+}
+
+/// The worker a Lua state belongs to.
+pub(crate) fn worker(lua: &Lua) -> mlua::Result<Rc<WorkerCtx>> {
+    lua.app_data_ref::<Rc<WorkerCtx>>()
+        .map(|ctx| ctx.clone())
+        .ok_or_else(|| mlua::Error::runtime("moonport: Lua state has no worker"))
+}
+
+fn install(lua: &Lua, ctx: &WorkerCtx) -> mlua::Result<()> {
+    let moonport = lua.create_table()?;
+    moonport.set("tcp", tcp::module(lua)?)?;
+    moonport.set("log", log::module(lua)?)?;
+    task::install(lua, &moonport)?;
+
+    let globals = lua.globals();
+    globals.set("moonport", &moonport)?;
+    let package: Table = globals.get("package")?;
+    let loaded: Table = package.get("loaded")?;
+    loaded.set("moonport", &moonport)?;
+
+    // `require` finds modules next to the script first.
+    let config = &ctx.engine.config;
+    let dir = config.script.parent().map(|d| d.display().to_string()).unwrap_or_default();
+    let dir = if dir.is_empty() { ".".to_string() } else { dir };
+    let path: String = package.get("path")?;
+    package.set("path", format!("{dir}/?.lua;{dir}/?/init.lua;{path}"))?;
+
+    // `arg` as the standalone interpreter sets it: arg[0] is the script.
+    let arg = lua.create_table()?;
+    arg.set(0, config.script.display().to_string())?;
+    for (i, a) in config.args.iter().enumerate() {
+        arg.set(i + 1, a.as_str())?;
+    }
+    globals.set("arg", arg)?;
+
+    globals.set("print", lua.create_function(print)?)?;
+    Ok(())
+}
+
+/// `print` through Rust's line-buffered stdout, so output reaches a pipe as
+/// each line is printed instead of when the C library's buffer fills.
+fn print(lua: &Lua, values: Variadic<Value>) -> mlua::Result<()> {
+    use std::io::Write;
+    let line = join(lua, &values, "\t")?;
+    let mut out = std::io::stdout().lock();
+    // A closed stdout must not kill the script.
+    let _ = writeln!(out, "{line}");
+    Ok(())
+}
+
+/// Joins values as `tostring` shows them.
+pub(crate) fn join(lua: &Lua, values: &[Value], sep: &str) -> mlua::Result<String> {
+    let tostring: Function = lua.globals().get("tostring")?;
+    let mut line = String::new();
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            line.push_str(sep);
+        }
+        match v {
+            Value::String(s) => line.push_str(&s.to_string_lossy()),
+            other => line.push_str(&tostring.call::<mlua::LuaString>(other)?.to_string_lossy()),
+        }
+    }
+    Ok(line)
+}

@@ -1,0 +1,96 @@
+//! Coroutine tasks and time: `moonport.spawn`, `sleep`, `now`, `worker_id`,
+//! `workers`, `exiting`; and `spawn`, which every coroutine the engine starts
+//! (main chunk, connection handlers, tasks) goes through.
+
+use std::future::poll_fn;
+use std::task::Poll;
+
+use mlua::{Function, IntoLuaMulti, Lua, MultiValue, Table, Value};
+
+use super::{args, worker};
+
+/// Registry key of the function that runs a coroutine body under xpcall, so
+/// errors come back with a traceback instead of unwinding the worker.
+const RUNNER: &str = "moonport.runner";
+
+/// Runs `f(args...)` as a new coroutine on this worker's runtime. The worker
+/// stays alive until it ends; `done` gets the error text if it failed.
+pub fn spawn(
+    lua: &Lua,
+    f: Function,
+    args: impl IntoLuaMulti,
+    done: impl FnOnce(Option<String>) + 'static,
+) -> mlua::Result<()> {
+    let runner: Function = lua.named_registry_value(RUNNER)?;
+    let thread = lua.create_thread(runner)?;
+    let finished = thread.into_async::<(bool, Value)>((f, args))?;
+    let hold = worker(lua)?.activity.hold();
+    compio::runtime::spawn(async move {
+        let error = match finished.await {
+            Ok((true, _)) => None,
+            Ok((false, err)) => Some(err.to_string().unwrap_or_else(|e| e.to_string())),
+            Err(e) => Some(e.to_string()),
+        };
+        done(error);
+        drop(hold);
+    })
+    .detach();
+    Ok(())
+}
+
+pub fn install(lua: &Lua, moonport: &Table) -> mlua::Result<()> {
+    let runner: Function = lua
+        .load("local xpcall, traceback = xpcall, debug.traceback\nreturn function(f, ...) return xpcall(f, traceback, ...) end")
+        .set_name("=moonport.runner")
+        .call(())?;
+    lua.set_named_registry_value(RUNNER, runner)?;
+
+    moonport.set(
+        "spawn",
+        lua.create_function(|lua, (f, rest): (Value, MultiValue)| {
+            let f = args::function(lua, f, args::Arg::new("spawn", 1))?;
+            spawn(lua, f, rest, |error| {
+                if let Some(error) = error {
+                    tracing::error!("task failed: {error}");
+                }
+            })
+        })?,
+    )?;
+    moonport.set(
+        "sleep",
+        lua.create_async_function(|lua, secs: Value| {
+            let d = args::duration(&lua, secs, args::Arg::new("sleep", 1));
+            async move {
+            let d = d?;
+            if d.is_zero() {
+                yield_now().await;
+            } else {
+                compio::time::sleep(d).await;
+            }
+            Ok(())
+        }})?,
+    )?;
+    moonport.set(
+        "now",
+        lua.create_function(|lua, ()| Ok(worker(lua)?.engine.epoch.elapsed().as_secs_f64()))?,
+    )?;
+    moonport.set("worker_id", lua.create_function(|lua, ()| Ok(worker(lua)?.id))?)?;
+    moonport.set("workers", lua.create_function(|lua, ()| Ok(worker(lua)?.engine.config.workers))?)?;
+    moonport.set("exiting", lua.create_function(|lua, ()| Ok(worker(lua)?.engine.shutdown.is_fired()))?)?;
+    Ok(())
+}
+
+/// Lets every other ready coroutine run once before this one goes on.
+async fn yield_now() {
+    let mut yielded = false;
+    poll_fn(|cx| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await
+}

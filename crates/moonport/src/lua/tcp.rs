@@ -1,0 +1,299 @@
+//! `moonport.tcp`: `listen` and `connect`, the listener object and the `conn`
+//! object. Expected failures return `nil, err` (`"closed"`, `"timeout"`, ...);
+//! after a fatal one (anything but a timeout, `"busy"` or a too-long line)
+//! the connection is closed and later calls fail fast with `"closed"`.
+
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures_util::future::select;
+use mlua::{
+    AnyUserData, Function, IntoLuaMulti, Lua, MultiValue, Table, UserData, UserDataMethods, UserDataRef, Value,
+};
+
+use super::args::{self, Arg};
+use super::{spawn, worker};
+use crate::engine::Trigger;
+use crate::net::{self, AcceptLoop, NetError, TcpConn, Timeouts};
+use crate::platform::ListenOptions;
+
+/// Bytes one read asks the kernel for, per connection (`read_buffer` option).
+const DEFAULT_READ_BUFFER: i64 = 16 * 1024;
+const MAX_READ_BUFFER: i64 = 16 * 1024 * 1024;
+/// Longest line `read_line` / `read_until` accept unless told otherwise.
+const DEFAULT_MAX_LINE: i64 = 64 * 1024;
+const DEFAULT_READ_MAX: i64 = 64 * 1024;
+const DEFAULT_BACKLOG: i64 = 1024;
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub fn module(lua: &Lua) -> mlua::Result<Table> {
+    let tcp = lua.create_table()?;
+    tcp.set("listen", lua.create_function(listen)?)?;
+    tcp.set("connect", lua.create_async_function(connect)?)?;
+    Ok(tcp)
+}
+
+/// `nil, err [, partial]`; a fatal error closes the connection first.
+fn fail(lua: &Lua, conn: Option<&TcpConn>, e: NetError, partial: Option<mlua::LuaString>) -> mlua::Result<MultiValue> {
+    if e.is_fatal()
+        && let Some(conn) = conn
+    {
+        conn.close();
+    }
+    (Value::Nil, e.to_string(), partial).into_lua_multi(lua)
+}
+
+/// The Lua listener object: one worker's share of a listening address.
+struct Listener {
+    addr: SocketAddr,
+    close: Rc<Trigger>,
+}
+
+impl UserData for Listener {
+    fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
+        m.add_method("port", |_, this, ()| Ok(this.addr.port()));
+        m.add_method("close", |_, this, ()| Ok(this.close.fire()));
+        m.add_meta_method("__tostring", |_, this, ()| Ok(format!("listener({})", this.addr)));
+    }
+}
+
+fn listen(lua: &Lua, (opts, handler): (Value, Value)) -> mlua::Result<MultiValue> {
+    let arg = Arg::new("listen", 1);
+    let opts = args::opt_table(lua, opts, arg)?;
+    let opts = opts.as_ref();
+    let host = args::opt_bytes(lua, args::field(opts, "host")?, arg.key("host"))?
+        .map(|h| h.to_string_lossy())
+        .unwrap_or_else(|| "0.0.0.0".to_string());
+    let port = args::integer(lua, args::field(opts, "port")?, arg.key("port"), (0, 65535), Some(0))? as u16;
+    let backlog = args::integer(lua, args::field(opts, "backlog")?, arg.key("backlog"), (1, 65535), Some(DEFAULT_BACKLOG))?;
+    let ipv6_only = args::boolean(lua, args::field(opts, "ipv6_only")?, arg.key("ipv6_only"), None)?;
+    let read_buffer = read_buffer_option(lua, opts, arg)?;
+    let handler = args::function(lua, handler, Arg::new("listen", 2))?;
+
+    let ctx = worker(lua)?;
+    let seq = ctx.listen_seq.get();
+    ctx.listen_seq.set(seq + 1);
+    let listen_opts = ListenOptions { backlog: backlog as i32, ipv6_only, shared: true };
+    let bound = net::resolve_listen_addr(&host, port)
+        .and_then(|addr| ctx.engine.ports.bind(seq, addr, listen_opts))
+        .and_then(|bound| Ok((AcceptLoop::new(bound.socket)?, bound.addr, bound.first)));
+    let (accept, addr, first) = match bound {
+        Ok(bound) => bound,
+        Err(e) => {
+            let e = NetError::from(e);
+            tracing::error!("listen on {host}:{port}: {e}");
+            return fail(lua, None, e, None);
+        }
+    };
+    if first {
+        tracing::info!("listening on {addr}");
+    }
+
+    let close = Rc::new(Trigger::new());
+    let stop = {
+        let close = close.clone();
+        let engine = ctx.engine.clone();
+        async move {
+            select(pin!(close.wait()), pin!(engine.shutdown.wait())).await;
+        }
+    };
+    let hold = ctx.activity.hold();
+    let lua_ = lua.clone();
+    compio::runtime::spawn(async move {
+        accept
+            .run(stop, |stream, peer| serve_conn(&lua_, &handler, TcpConn::new(stream, read_buffer), peer))
+            .await;
+        drop(hold);
+    })
+    .detach();
+
+    if ctx.id == 1 {
+        ctx.engine.start_other_workers();
+    }
+    lua.create_userdata(Listener { addr, close })?.into_lua_multi(lua)
+}
+
+fn read_buffer_option(lua: &Lua, opts: Option<&Table>, arg: Arg) -> mlua::Result<usize> {
+    let v = args::field(opts, "read_buffer")?;
+    Ok(args::integer(lua, v, arg.key("read_buffer"), (512, MAX_READ_BUFFER), Some(DEFAULT_READ_BUFFER))? as usize)
+}
+
+/// Runs the handler for one accepted connection in a new coroutine; the
+/// connection closes when the handler returns or fails.
+fn serve_conn(lua: &Lua, handler: &Function, conn: TcpConn, peer: SocketAddr) {
+    let ud = match lua.create_userdata(conn) {
+        Ok(ud) => ud,
+        Err(e) => return tracing::error!("connection {peer}: {e}"),
+    };
+    let this = ud.clone();
+    let started = spawn(lua, handler.clone(), ud, move |error| {
+        if let Some(error) = error {
+            tracing::error!("connection {peer}: {error}");
+        }
+        close_userdata(&this);
+    });
+    if let Err(e) = started {
+        tracing::error!("connection {peer}: cannot start its handler: {e}");
+    }
+}
+
+fn close_userdata(ud: &AnyUserData) {
+    if let Ok(conn) = ud.borrow::<TcpConn>() {
+        conn.close();
+    }
+}
+
+async fn connect(lua: Lua, (host, port, opts): (Value, Value, Value)) -> mlua::Result<MultiValue> {
+    let func = "connect";
+    let host = args::bytes(&lua, host, Arg::new(func, 1))?.to_string_lossy();
+    let port = args::integer(&lua, port, Arg::new(func, 2), (1, 65535), None)? as u16;
+    let arg = Arg::new(func, 3);
+    let opts = args::opt_table(&lua, opts, arg)?;
+    let timeout = match args::timeout(&lua, args::field(opts.as_ref(), "timeout")?, arg.key("timeout"))? {
+        None => Some(DEFAULT_CONNECT_TIMEOUT),
+        Some(t) => t,
+    };
+    let read_buffer = read_buffer_option(&lua, opts.as_ref(), arg)?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match net::connect(host, port, timeout).await {
+        Ok(stream) => lua.create_userdata(TcpConn::new(stream, read_buffer))?.into_lua_multi(&lua),
+        Err(e) => fail(&lua, None, e, None),
+    }
+}
+
+/// What a read call waits for.
+enum ReadOp {
+    Some(usize),
+    Exact(usize),
+    /// Up to a delimiter, then strip a trailing `\r` when it is a line.
+    Until { delim: Vec<u8>, max: usize, line: bool },
+}
+
+async fn read(lua: &Lua, conn: &TcpConn, op: ReadOp) -> mlua::Result<MultiValue> {
+    let mut guard = match conn.begin_read() {
+        Ok(guard) => guard,
+        Err(e) => return fail(lua, Some(conn), e, None),
+    };
+    let result = match &op {
+        ReadOp::Some(max) => guard.read(*max).await,
+        ReadOp::Exact(n) => guard.read_exact(*n).await,
+        ReadOp::Until { delim, max, line } => {
+            let what = if *line { "line too long" } else { "too long" };
+            guard.read_until(delim, *max, what).await
+        }
+    };
+    match result {
+        Ok(mut bytes) => {
+            if let ReadOp::Until { line: true, .. } = op
+                && let [rest @ .., b'\r'] = bytes
+            {
+                bytes = rest;
+            }
+            lua.create_string(bytes)?.into_lua_multi(lua)
+        }
+        Err(e) => {
+            // Whatever arrived before the peer closed goes back as the third value.
+            let partial = match (&op, &e) {
+                (ReadOp::Some(_), _) => None,
+                (_, NetError::Closed | NetError::Reset) => Some(lua.create_string(guard.take_buffered())?),
+                _ => None,
+            };
+            drop(guard);
+            fail(lua, Some(conn), e, partial)
+        }
+    }
+}
+
+fn size(lua: &Lua, v: Value, arg: Arg, min: i64, default: Option<i64>) -> mlua::Result<usize> {
+    Ok(args::integer(lua, v, arg, (min, i64::from(u32::MAX)), default)? as usize)
+}
+
+impl UserData for TcpConn {
+    fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
+        m.add_async_method("read", |lua, this: UserDataRef<Self>, max: Value| async move {
+            let max = size(&lua, max, Arg::new("read", 1), 1, Some(DEFAULT_READ_MAX))?;
+            read(&lua, &this, ReadOp::Some(max)).await
+        });
+        m.add_async_method("read_exact", |lua, this: UserDataRef<Self>, n: Value| async move {
+            let n = size(&lua, n, Arg::new("read_exact", 1), 0, None)?;
+            read(&lua, &this, ReadOp::Exact(n)).await
+        });
+        m.add_async_method("read_line", |lua, this: UserDataRef<Self>, max: Value| async move {
+            let max = size(&lua, max, Arg::new("read_line", 1), 1, Some(DEFAULT_MAX_LINE))?;
+            read(&lua, &this, ReadOp::Until { delim: b"\n".to_vec(), max, line: true }).await
+        });
+        m.add_async_method("read_until", |lua, this: UserDataRef<Self>, (delim, max): (Value, Value)| async move {
+            let delim = args::bytes(&lua, delim, Arg::new("read_until", 1))?;
+            if delim.as_bytes().is_empty() {
+                return Err(Arg::new("read_until", 1).error(&lua, "delimiter must not be empty"));
+            }
+            let max = size(&lua, max, Arg::new("read_until", 2), 1, Some(DEFAULT_MAX_LINE))?;
+            read(&lua, &this, ReadOp::Until { delim: delim.as_bytes().to_vec(), max, line: false }).await
+        });
+        m.add_async_method("write", |lua, this: UserDataRef<Self>, data: Value| async move {
+            let data = args::bytes(&lua, data, Arg::new("write", 1))?;
+            let result = this.write(&data.as_bytes()).await;
+            match result {
+                Ok(n) => n.into_lua_multi(&lua),
+                Err(e) => fail(&lua, Some(&this), e, None),
+            }
+        });
+        m.add_async_method("shutdown", |lua, this: UserDataRef<Self>, how: Value| async move {
+            let how = args::bytes(&lua, how, Arg::new("shutdown", 1))?;
+            if how.as_bytes().as_ref() != b"write" {
+                return Err(Arg::new("shutdown", 1).error(&lua, "\"write\" expected"));
+            }
+            match this.shutdown_write().await {
+                Ok(()) => true.into_lua_multi(&lua),
+                Err(e) => fail(&lua, Some(&this), e, None),
+            }
+        });
+        m.add_method("close", |lua, this, ()| {
+            if this.is_closed() {
+                return fail(lua, None, NetError::Closed, None);
+            }
+            this.close();
+            true.into_lua_multi(lua)
+        });
+        m.add_method("set_timeouts", |lua, this, (connect, send, read): (Value, Value, Value)| {
+            let func = "set_timeouts";
+            // A connection is already connected: `connect` is checked, and only
+            // `moonport.tcp.connect`'s `timeout` option uses it.
+            args::timeout(lua, connect, Arg::new(func, 1))?;
+            let mut t: Timeouts = this.timeouts();
+            if let Some(send) = args::timeout(lua, send, Arg::new(func, 2))? {
+                t.send = send;
+            }
+            if let Some(read) = args::timeout(lua, read, Arg::new(func, 3))? {
+                t.read = read;
+            }
+            this.set_timeouts(t);
+            Ok(())
+        });
+        m.add_method("peer", |lua, this, ()| address(lua, this, this.peer_addr()));
+        m.add_method("local_addr", |lua, this, ()| address(lua, this, this.local_addr()));
+        m.add_method("set_nodelay", |lua, this, on: Value| {
+            let on = args::boolean(lua, on, Arg::new("set_nodelay", 1), Some(true))?.unwrap_or(true);
+            match this.set_nodelay(on) {
+                Ok(()) => true.into_lua_multi(lua),
+                Err(e) => fail(lua, Some(this), e, None),
+            }
+        });
+        m.add_meta_method("__tostring", |_, this, ()| {
+            Ok(match this.peer_addr() {
+                Ok(peer) => format!("conn({peer})"),
+                Err(_) => "conn(closed)".to_string(),
+            })
+        });
+    }
+}
+
+/// `"ip", port` or `nil, err`.
+fn address(lua: &Lua, conn: &TcpConn, addr: Result<SocketAddr, NetError>) -> mlua::Result<MultiValue> {
+    match addr {
+        Ok(a) => (a.ip().to_string(), a.port()).into_lua_multi(lua),
+        Err(e) => fail(lua, Some(conn), e, None),
+    }
+}

@@ -1,0 +1,64 @@
+//! The `moonport` command: `moonport run app.lua [args...]`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "moonport", version, about = "Lua-scripted network services on io_uring / IOCP")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a Lua script: a server (it listens) or a client/tool (it runs to the end).
+    Run {
+        /// The Lua script to run.
+        script: PathBuf,
+        /// Arguments given to the script as `arg[1..]` and `...`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+        /// Worker threads, each with its own I/O runtime and Lua VM (default: one per core).
+        #[arg(long, short = 'w')]
+        workers: Option<usize>,
+        /// Seconds open connections get to finish after SIGINT/SIGTERM.
+        #[arg(long, default_value_t = 5.0)]
+        grace: f64,
+        /// error, warn, info, debug or trace; RUST_LOG, when set, takes precedence.
+        #[arg(long, default_value = "info")]
+        log_level: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let Command::Run { script, args, workers, grace, log_level } = Cli::parse().command;
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|spec| EnvFilter::try_new(spec).ok())
+        .or_else(|| EnvFilter::try_new(&log_level).ok());
+    let Some(filter) = filter else {
+        eprintln!("moonport: invalid --log-level {log_level:?}");
+        return ExitCode::FAILURE;
+    };
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
+
+    if !(grace.is_finite() && grace >= 0.0) {
+        eprintln!("moonport: --grace must be a number of seconds >= 0");
+        return ExitCode::FAILURE;
+    }
+    let workers = workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+        .max(1);
+    moonport::engine::run(moonport::engine::Config {
+        script,
+        args,
+        workers,
+        grace: Duration::from_secs_f64(grace),
+    })
+}

@@ -1,0 +1,70 @@
+//! The errors a network operation reports, with the short strings scripts see
+//! (`nil, "timeout"`), in the style of OpenResty's cosockets.
+
+use std::fmt;
+use std::io;
+
+#[derive(Debug)]
+pub enum NetError {
+    /// The peer closed the connection, or it was closed locally.
+    Closed,
+    /// The peer reset the connection.
+    Reset,
+    /// The operation's deadline passed.
+    Timeout,
+    /// Nobody listens at the address connected to.
+    Refused,
+    /// Another coroutine is already reading this connection.
+    Busy,
+    /// A delimited read found no delimiter within its limit; says what was too long.
+    TooLong(&'static str),
+    /// Any other I/O failure, described by the OS.
+    Io(io::Error),
+}
+
+impl NetError {
+    /// Whether the connection can still be used after this error.
+    pub fn is_fatal(&self) -> bool {
+        !matches!(self, NetError::Timeout | NetError::Busy | NetError::TooLong(_))
+    }
+}
+
+impl fmt::Display for NetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NetError::Closed => "closed",
+            NetError::Reset => "reset",
+            NetError::Timeout => "timeout",
+            NetError::Refused => "refused",
+            NetError::Busy => "busy",
+            NetError::TooLong(what) => what,
+            NetError::Io(e) => return io_message(e, f),
+        })
+    }
+}
+
+fn io_message(e: &io::Error, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    use io::ErrorKind::*;
+    match e.kind() {
+        HostUnreachable | NetworkUnreachable => f.write_str("unreachable"),
+        AddrInUse => f.write_str("address in use"),
+        AddrNotAvailable => f.write_str("address not available"),
+        PermissionDenied => f.write_str("permission denied"),
+        _ => write!(f, "{e}"),
+    }
+}
+
+impl std::error::Error for NetError {}
+
+impl From<io::Error> for NetError {
+    fn from(e: io::Error) -> Self {
+        use io::ErrorKind::*;
+        match e.kind() {
+            ConnectionReset => NetError::Reset,
+            BrokenPipe | ConnectionAborted | NotConnected | UnexpectedEof => NetError::Closed,
+            TimedOut => NetError::Timeout,
+            ConnectionRefused => NetError::Refused,
+            _ => NetError::Io(e),
+        }
+    }
+}

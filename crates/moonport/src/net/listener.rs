@@ -1,0 +1,77 @@
+//! Accepting TCP connections: address resolution for `listen`, and the accept
+//! loop with its back-off when the process runs out of file descriptors.
+
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::pin::pin;
+use std::time::{Duration, Instant};
+
+use compio::net::{TcpListener, TcpStream};
+use futures_util::future::{Either, select};
+
+use crate::platform;
+
+/// How long accepting pauses after running out of file descriptors: long
+/// enough not to spin, short enough to recover quickly once fds free up.
+const FD_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Turns a `listen` host (IP literal, `"*"`, or a name) and port into an address.
+/// Names resolve through the system resolver once, at listen time.
+pub fn resolve_listen_addr(host: &str, port: u16) -> io::Result<SocketAddr> {
+    if host == "*" {
+        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port));
+    }
+    if let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    (host, port)
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "not found"))
+}
+
+/// One worker's accepting socket.
+pub struct AcceptLoop {
+    listener: TcpListener,
+}
+
+impl AcceptLoop {
+    pub fn new(listener: std::net::TcpListener) -> io::Result<Self> {
+        Ok(Self { listener: TcpListener::from_std(listener)? })
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Accepts until `stop` completes, handing each connection to `on_conn`.
+    pub async fn run(self, stop: impl Future<Output = ()>, mut on_conn: impl FnMut(TcpStream, SocketAddr)) {
+        let mut stop = pin!(stop);
+        let mut last_warning: Option<Instant> = None;
+        loop {
+            let accept = pin!(self.listener.accept());
+            let result = match select(accept, stop.as_mut()).await {
+                Either::Left((result, _)) => result,
+                Either::Right(_) => return,
+            };
+            match result {
+                Ok((stream, peer)) => on_conn(stream, peer),
+                Err(e) => {
+                    let exhausted = platform::is_fd_exhausted(&e);
+                    if last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                        last_warning = Some(Instant::now());
+                        if exhausted {
+                            tracing::warn!("accept: {e}; pausing new connections until descriptors free up");
+                        } else {
+                            tracing::warn!("accept: {e}");
+                        }
+                    }
+                    // Also for other errors (e.g. ENOBUFS): never spin on a failing accept.
+                    let pause = if exhausted { FD_BACKOFF } else { Duration::from_millis(1) };
+                    compio::time::sleep(pause).await;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! Networking core: TCP connections, listeners and their errors, on compio.
+//!
+//! Nothing here knows about Lua; the bindings in `crate::lua` wrap these types.
+
+mod error;
+mod listener;
+mod tcp;
+
+pub use error::NetError;
+pub use listener::{AcceptLoop, resolve_listen_addr};
+pub use tcp::{ReadGuard, TcpConn, Timeouts, connect};

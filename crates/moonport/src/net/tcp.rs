@@ -1,0 +1,317 @@
+//! A TCP connection with buffered, bounded reads, serialized writes and
+//! timeouts: the core behind the Lua `conn` object.
+//!
+//! compio takes buffers by value, so the read buffer travels into each read
+//! operation and comes back with the new bytes appended. A read that times out
+//! is not cancelled: it stays parked in the connection and the next read picks
+//! up its result, so a timeout never loses bytes that were already received.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::io;
+use std::mem;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use compio::BufResult;
+use compio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use compio::net::TcpStream;
+use futures_util::lock::Mutex;
+
+use super::NetError;
+
+/// Deadlines for the operations of one connection; `None` waits forever.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timeouts {
+    pub send: Option<Duration>,
+    pub read: Option<Duration>,
+}
+
+type PendingRead = Pin<Box<dyn Future<Output = BufResult<usize, Vec<u8>>>>>;
+
+/// Received bytes not yet handed to the script.
+struct Reader {
+    /// Bytes `pos..len` are unconsumed; the spare capacity receives the next read.
+    buf: Vec<u8>,
+    pos: usize,
+    /// A read still in flight after a timeout; it owns `buf` until it completes.
+    pending: Option<PendingRead>,
+    eof: bool,
+}
+
+pub struct TcpConn {
+    /// `None` once closed; cloned (a refcount) into each operation.
+    stream: RefCell<Option<TcpStream>>,
+    /// Taken out by the reading coroutine for the duration of a read, so a
+    /// second concurrent reader sees `Busy` instead of interleaved data.
+    reader: RefCell<Option<Reader>>,
+    /// Writers queue on this lock so each `write` lands whole, in call order.
+    /// The Vec is reused to stage bytes for the kernel.
+    writer: Mutex<Vec<u8>>,
+    timeouts: Cell<Timeouts>,
+    /// How much one read asks the kernel for: the per-connection buffer size.
+    read_chunk: usize,
+}
+
+/// Staging buffers above this size are released after a write, so one large
+/// write does not pin memory for the connection's lifetime.
+const KEEP_WRITE_BUF: usize = 64 * 1024;
+
+impl TcpConn {
+    /// Wraps a connected stream. Nagle's algorithm is turned off, as request /
+    /// response protocols want; `set_nodelay(false)` turns it back on.
+    pub fn new(stream: TcpStream, read_chunk: usize) -> Self {
+        let _ = stream.set_nodelay(true);
+        Self {
+            stream: RefCell::new(Some(stream)),
+            reader: RefCell::new(Some(Reader { buf: Vec::new(), pos: 0, pending: None, eof: false })),
+            writer: Mutex::new(Vec::new()),
+            timeouts: Cell::new(Timeouts::default()),
+            read_chunk: read_chunk.max(512),
+        }
+    }
+
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts.get()
+    }
+
+    pub fn set_timeouts(&self, t: Timeouts) {
+        self.timeouts.set(t);
+    }
+
+    fn stream(&self) -> Result<TcpStream, NetError> {
+        self.stream.borrow().clone().ok_or(NetError::Closed)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.stream.borrow().is_none()
+    }
+
+    /// Starts a read; the guard gives the reader back when dropped.
+    pub fn begin_read(&self) -> Result<ReadGuard<'_>, NetError> {
+        let stream = self.stream()?;
+        let reader = self.reader.borrow_mut().take().ok_or(NetError::Busy)?;
+        let deadline = self.timeouts.get().read.map(|d| Instant::now() + d);
+        Ok(ReadGuard { conn: self, stream, reader: Some(reader), deadline })
+    }
+
+    /// Writes all of `data`, waiting behind earlier writers. Returns `data.len()`.
+    /// A send timeout leaves the stream in an unknown state, so it closes the
+    /// connection.
+    pub async fn write(&self, data: &[u8]) -> Result<usize, NetError> {
+        let mut stream = self.stream()?;
+        let mut staged = self.writer.lock().await;
+        let mut buf = mem::take(&mut *staged);
+        buf.clear();
+        buf.extend_from_slice(data);
+        let result = match self.timeouts.get().send {
+            None => stream.write_all(buf).await,
+            Some(d) => match compio::time::timeout(d, stream.write_all(buf)).await {
+                Ok(r) => r,
+                Err(_) => {
+                    drop(staged);
+                    self.close();
+                    return Err(NetError::Timeout);
+                }
+            },
+        };
+        let BufResult(res, mut buf) = result;
+        if buf.capacity() <= KEEP_WRITE_BUF {
+            buf.clear();
+            *staged = buf;
+        }
+        res.map(|()| data.len()).map_err(NetError::from)
+    }
+
+    /// Half-closes the sending side once queued writes are done; reads go on.
+    pub async fn shutdown_write(&self) -> Result<(), NetError> {
+        let mut stream = self.stream()?;
+        let _queue = self.writer.lock().await;
+        stream.shutdown().await.map_err(NetError::from)
+    }
+
+    /// Closes the connection now. Operations in flight finish with `Closed`;
+    /// the socket is released as soon as they have.
+    pub fn close(&self) {
+        if let Some(stream) = self.stream.borrow_mut().take() {
+            // Wakes reads and writes still in flight so they drop their handles.
+            let _ = socket2::SockRef::from(&stream).shutdown(std::net::Shutdown::Both);
+        }
+        // Frees the read buffer and cancels a read parked by a timeout.
+        self.reader.borrow_mut().take();
+    }
+
+    pub fn peer_addr(&self) -> Result<SocketAddr, NetError> {
+        Ok(self.stream()?.peer_addr()?)
+    }
+
+    pub fn local_addr(&self) -> Result<SocketAddr, NetError> {
+        Ok(self.stream()?.local_addr()?)
+    }
+
+    pub fn set_nodelay(&self, on: bool) -> Result<(), NetError> {
+        Ok(self.stream()?.set_nodelay(on)?)
+    }
+}
+
+impl Drop for TcpConn {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Exclusive access to a connection's received bytes for one read call.
+pub struct ReadGuard<'a> {
+    conn: &'a TcpConn,
+    stream: TcpStream,
+    /// Always `Some` until the guard is dropped.
+    reader: Option<Reader>,
+    deadline: Option<Instant>,
+}
+
+impl ReadGuard<'_> {
+    fn reader(&mut self) -> &mut Reader {
+        self.reader.as_mut().expect("reader present until drop")
+    }
+
+    fn available(&mut self) -> usize {
+        let r = self.reader();
+        r.buf.len() - r.pos
+    }
+
+    /// Consumes and returns the next `n` buffered bytes.
+    fn consume(&mut self, n: usize, skip: usize) -> &[u8] {
+        let r = self.reader.as_mut().expect("reader present until drop");
+        let start = r.pos;
+        r.pos += n + skip;
+        &r.buf[start..start + n]
+    }
+
+    /// Receives more bytes into the buffer: `Closed` at end of stream.
+    async fn fill(&mut self) -> Result<(), NetError> {
+        let chunk = self.conn.read_chunk;
+        let deadline = self.deadline;
+        let stream = self.stream.clone();
+        let r = self.reader();
+        if r.pending.is_none() {
+            if r.eof {
+                return Err(NetError::Closed);
+            }
+            if r.pos == r.buf.len() {
+                r.buf.clear();
+                // A big read_exact may have grown the buffer: give the memory back.
+                if r.buf.capacity() > 4 * chunk {
+                    r.buf = Vec::new();
+                }
+            } else if r.pos > 0 {
+                r.buf.drain(..r.pos);
+            }
+            r.pos = 0;
+            if r.buf.capacity() - r.buf.len() < chunk / 2 {
+                r.buf.reserve(chunk);
+            }
+            let buf = mem::take(&mut r.buf);
+            let mut stream = stream;
+            r.pending = Some(Box::pin(async move { stream.read(buf).await }));
+        }
+        let Some(pending) = r.pending.as_mut() else {
+            unreachable!("a read was just started")
+        };
+        let BufResult(res, buf) = match deadline {
+            None => pending.await,
+            Some(at) => match compio::time::timeout_at(at, pending).await {
+                Ok(done) => done,
+                Err(_) => return Err(NetError::Timeout),
+            },
+        };
+        r.pending = None;
+        r.buf = buf;
+        match res {
+            Ok(0) => {
+                r.eof = true;
+                Err(NetError::Closed)
+            }
+            Ok(_) => Ok(()),
+            Err(e) => Err(NetError::from(e)),
+        }
+    }
+
+    /// Returns what is buffered, or what the next read brings: 1..=max bytes.
+    pub async fn read(&mut self, max: usize) -> Result<&[u8], NetError> {
+        if self.available() == 0 {
+            self.fill().await?;
+        }
+        let n = self.available().min(max);
+        Ok(self.consume(n, 0))
+    }
+
+    /// Returns exactly `n` bytes, waiting for as many reads as that takes.
+    pub async fn read_exact(&mut self, n: usize) -> Result<&[u8], NetError> {
+        while self.available() < n {
+            self.fill().await?;
+        }
+        Ok(self.consume(n, 0))
+    }
+
+    /// Returns the bytes before the next `delim` and consumes the delimiter.
+    /// More than `max` bytes before it is `TooLong(what)`; those bytes stay
+    /// buffered, so the caller may still drain them with `read`.
+    pub async fn read_until(&mut self, delim: &[u8], max: usize, what: &'static str) -> Result<&[u8], NetError> {
+        debug_assert!(!delim.is_empty());
+        // Where the search resumes: bytes before it hold no complete delimiter.
+        let mut scanned = 0;
+        loop {
+            let r = self.reader();
+            let data = &r.buf[r.pos..];
+            if let Some(i) = find(&data[scanned..], delim).map(|i| i + scanned) {
+                if i > max {
+                    return Err(NetError::TooLong(what));
+                }
+                return Ok(self.consume(i, delim.len()));
+            }
+            // A delimiter may straddle the end of what has arrived so far.
+            scanned = data.len().saturating_sub(delim.len() - 1);
+            if scanned > max {
+                return Err(NetError::TooLong(what));
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// Consumes and returns everything buffered, e.g. the partial data left
+    /// when the peer closed in the middle of a `read_exact`.
+    pub fn take_buffered(&mut self) -> &[u8] {
+        let n = self.available();
+        self.consume(n, 0)
+    }
+}
+
+impl Drop for ReadGuard<'_> {
+    fn drop(&mut self) {
+        if !self.conn.is_closed() {
+            *self.conn.reader.borrow_mut() = self.reader.take();
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if let [byte] = needle {
+        memchr::memchr(*byte, haystack)
+    } else {
+        memchr::memmem::find(haystack, needle)
+    }
+}
+
+/// Connects to `host:port` (an IP literal or a name), trying each address the
+/// name resolves to, within `timeout`.
+pub async fn connect(host: &str, port: u16, timeout: Option<Duration>) -> Result<TcpStream, NetError> {
+    let attempt = TcpStream::connect((host, port));
+    let stream = match timeout {
+        None => attempt.await,
+        Some(d) => compio::time::timeout(d, attempt)
+            .await
+            .unwrap_or_else(|_| Err(io::Error::from(io::ErrorKind::TimedOut))),
+    };
+    stream.map_err(NetError::from)
+}
