@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use moonport::engine::Sharding;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -29,6 +30,11 @@ enum Command {
         /// Seconds open connections get to finish after SIGINT/SIGTERM.
         #[arg(long, default_value_t = 5.0)]
         grace: f64,
+        /// How listeners spread connections over workers: "reuseport" (a socket
+        /// per worker, the kernel balances; Unix) or "handoff" (one acceptor deals
+        /// connections out; the default where SO_REUSEPORT is missing).
+        #[arg(long)]
+        sharding: Option<String>,
         /// error, warn, info, debug or trace; RUST_LOG, when set, takes precedence.
         #[arg(long, default_value = "info")]
         log_level: String,
@@ -36,7 +42,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let Command::Run { script, args, workers, grace, log_level } = Cli::parse().command;
+    let Command::Run { script, args, workers, grace, sharding, log_level } = Cli::parse().command;
     let filter = std::env::var("RUST_LOG")
         .ok()
         .and_then(|spec| EnvFilter::try_new(spec).ok())
@@ -52,6 +58,15 @@ fn main() -> ExitCode {
         eprintln!("moonport: --grace must be a number of seconds >= 0");
         return ExitCode::FAILURE;
     }
+    let sharding = match sharding.as_deref() {
+        None => moonport::engine::DEFAULT_SHARDING,
+        Some("handoff") => Sharding::HandOff,
+        Some("reuseport") if moonport::engine::DEFAULT_SHARDING == Sharding::ReusePort => Sharding::ReusePort,
+        Some(other) => {
+            eprintln!("moonport: --sharding {other:?} is not available here (use \"handoff\" or \"reuseport\")");
+            return ExitCode::FAILURE;
+        }
+    };
     let workers = workers
         .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
         .max(1);
@@ -60,5 +75,6 @@ fn main() -> ExitCode {
         args,
         workers,
         grace: Duration::from_secs_f64(grace),
+        sharding,
     })
 }

@@ -21,7 +21,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use activity::{Activity, Hold};
-pub use ports::ListenRegistry;
+pub use ports::{Bound, ListenRegistry};
+pub use crate::platform::{SHARDING as DEFAULT_SHARDING, Sharding};
 pub use trigger::Trigger;
 pub use worker::WorkerCtx;
 
@@ -34,6 +35,7 @@ pub struct Config {
     pub workers: usize,
     /// How long connections may take to finish after a shutdown signal.
     pub grace: Duration,
+    pub sharding: Sharding,
 }
 
 /// State shared by all workers of the process.

@@ -1,47 +1,68 @@
-//! Agreement between workers on where each listener binds.
+//! Agreement between workers on where each listener binds, and how its
+//! connections are spread over them.
 //!
 //! Every worker runs the script, so every worker calls `listen` for the same
-//! listeners in the same order. The first worker to bind a listener records
-//! the address it got (which matters for port 0), and the others bind that same
-//! address, so all of them join one SO_REUSEPORT group and the kernel spreads
-//! connections over the workers.
+//! listeners in the same order. The first worker to reach a listener binds it
+//! (which fixes the port when 0 was asked for) and records it; the others find
+//! the record and either bind the same address into the same SO_REUSEPORT group,
+//! or join the hand-off acceptor, depending on the sharding in force.
 
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use crate::platform::{self, ListenOptions};
+use crate::net::{AcceptLoop, HandOff};
+use crate::platform::{self, ListenOptions, Sharding};
 
-#[derive(Debug, Default)]
-pub struct ListenRegistry {
-    /// (n-th `listen` call of a worker, address asked for) → address bound.
-    bound: Mutex<HashMap<(usize, SocketAddr), SocketAddr>>,
+/// What the first worker to bind a listener left for the others.
+enum Shared {
+    Port(SocketAddr),
+    HandOff(Arc<HandOff>),
 }
 
-/// A socket bound for one worker.
+#[derive(Default)]
+pub struct ListenRegistry {
+    /// (n-th `listen` call of a worker, address asked for) → the bound listener.
+    bound: Mutex<HashMap<(usize, SocketAddr), Shared>>,
+}
+
+/// A listener as one worker sees it.
 pub struct Bound {
-    pub socket: std::net::TcpListener,
+    pub accept: AcceptLoop,
     pub addr: SocketAddr,
     /// True for the first worker to bind this listener (it logs the address).
     pub first: bool,
 }
 
 impl ListenRegistry {
-    /// Binds the `seq`-th listener of the calling worker.
-    pub fn bind(&self, seq: usize, requested: SocketAddr, opts: ListenOptions) -> io::Result<Bound> {
+    /// Binds, or joins, the `seq`-th listener of the calling worker.
+    pub fn bind(&self, sharding: Sharding, seq: usize, requested: SocketAddr, opts: ListenOptions) -> io::Result<Bound> {
         // Held across the bind so two workers never both bind port 0 anew.
         let mut bound = self.bound.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let key = (seq, requested);
-        let (addr, first) = match bound.get(&key) {
-            Some(addr) => (*addr, false),
-            None => (requested, true),
-        };
-        let socket = platform::bind_listener(addr, ListenOptions { shared: true, ..opts })?;
-        let addr = socket.local_addr()?;
-        if first {
-            bound.insert(key, addr);
+        match (sharding, bound.get(&key)) {
+            (Sharding::ReusePort, existing) => {
+                let (addr, first) = match existing {
+                    Some(Shared::Port(addr)) => (*addr, false),
+                    _ => (requested, true),
+                };
+                let socket = platform::bind_listener(addr, ListenOptions { shared: true, ..opts })?;
+                let addr = socket.local_addr()?;
+                if first {
+                    bound.insert(key, Shared::Port(addr));
+                }
+                Ok(Bound { accept: AcceptLoop::socket(socket)?, addr, first })
+            }
+            (Sharding::HandOff, Some(Shared::HandOff(handoff))) => {
+                Ok(Bound { accept: AcceptLoop::HandOff(handoff.join()), addr: handoff.local_addr(), first: false })
+            }
+            (Sharding::HandOff, _) => {
+                let socket = platform::bind_listener(requested, ListenOptions { shared: false, ..opts })?;
+                let handoff = HandOff::start(socket)?;
+                bound.insert(key, Shared::HandOff(handoff.clone()));
+                Ok(Bound { accept: AcceptLoop::HandOff(handoff.join()), addr: handoff.local_addr(), first: true })
+            }
         }
-        Ok(Bound { socket, addr, first })
     }
 }

@@ -15,8 +15,8 @@ use mlua::{
 
 use super::args::{self, Arg};
 use super::{spawn, worker};
-use crate::engine::Trigger;
-use crate::net::{self, AcceptLoop, NetError, TcpConn, Timeouts};
+use crate::engine::{Bound, Trigger};
+use crate::net::{self, NetError, TcpConn, Timeouts};
 use crate::platform::ListenOptions;
 
 /// Bytes one read asks the kernel for, per connection (`read_buffer` option).
@@ -76,10 +76,9 @@ fn listen(lua: &Lua, (opts, handler): (Value, Value)) -> mlua::Result<MultiValue
     let seq = ctx.listen_seq.get();
     ctx.listen_seq.set(seq + 1);
     let listen_opts = ListenOptions { backlog: backlog as i32, ipv6_only, shared: true };
-    let bound = net::resolve_listen_addr(&host, port)
-        .and_then(|addr| ctx.engine.ports.bind(seq, addr, listen_opts))
-        .and_then(|bound| Ok((AcceptLoop::new(bound.socket)?, bound.addr, bound.first)));
-    let (accept, addr, first) = match bound {
+    let sharding = ctx.engine.config.sharding;
+    let bound = net::resolve_listen_addr(&host, port).and_then(|addr| ctx.engine.ports.bind(sharding, seq, addr, listen_opts));
+    let Bound { accept, addr, first } = match bound {
         Ok(bound) => bound,
         Err(e) => {
             let e = NetError::from(e);

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use compio::net::{TcpListener, TcpStream};
 use futures_util::future::{Either, select};
 
+use super::handoff::HandOffQueue;
 use crate::platform;
 
 /// How long accepting pauses after running out of file descriptors: long
@@ -31,18 +32,28 @@ pub fn resolve_listen_addr(host: &str, port: u16) -> io::Result<SocketAddr> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "not found"))
 }
 
-/// One worker's accepting socket.
-pub struct AcceptLoop {
-    listener: TcpListener,
+/// Where one worker's new connections come from.
+pub enum AcceptLoop {
+    /// Its own socket in the SO_REUSEPORT group.
+    Socket(TcpListener),
+    /// Its queue from a shared acceptor thread.
+    HandOff(HandOffQueue),
 }
 
 impl AcceptLoop {
-    pub fn new(listener: std::net::TcpListener) -> io::Result<Self> {
-        Ok(Self { listener: TcpListener::from_std(listener)? })
+    pub fn socket(listener: std::net::TcpListener) -> io::Result<Self> {
+        Ok(Self::Socket(TcpListener::from_std(listener)?))
     }
 
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+    /// The next connection; `None` once the source has ended.
+    async fn next(&self) -> Option<io::Result<(TcpStream, SocketAddr)>> {
+        match self {
+            Self::Socket(listener) => Some(listener.accept().await),
+            Self::HandOff(queue) => {
+                let stream = queue.recv().await?;
+                Some(stream.peer_addr().and_then(|peer| Ok((TcpStream::from_std(stream)?, peer))))
+            }
+        }
     }
 
     /// Accepts until `stop` completes, handing each connection to `on_conn`.
@@ -50,10 +61,10 @@ impl AcceptLoop {
         let mut stop = pin!(stop);
         let mut last_warning: Option<Instant> = None;
         loop {
-            let accept = pin!(self.listener.accept());
+            let accept = pin!(self.next());
             let result = match select(accept, stop.as_mut()).await {
-                Either::Left((result, _)) => result,
-                Either::Right(_) => return,
+                Either::Left((Some(result), _)) => result,
+                Either::Left((None, _)) | Either::Right(_) => return,
             };
             match result {
                 Ok((stream, peer)) => on_conn(stream, peer),

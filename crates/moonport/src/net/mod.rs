@@ -3,9 +3,11 @@
 //! Nothing here knows about Lua; the bindings in `crate::lua` wrap these types.
 
 mod error;
+mod handoff;
 mod listener;
 mod tcp;
 
 pub use error::NetError;
+pub use handoff::HandOff;
 pub use listener::{AcceptLoop, resolve_listen_addr};
 pub use tcp::{ReadGuard, TcpConn, Timeouts, connect};
