@@ -1,0 +1,3 @@
+-- Not Lua.
+local x = = 1
+print("unreachable")
