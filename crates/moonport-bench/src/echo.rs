@@ -144,17 +144,9 @@ pub fn run(args: EchoArgs) -> Result<ExitCode, String> {
     }
     let duration = seconds("--duration", args.duration, false)?;
     let warmup = seconds("--warmup", args.warmup, true)?;
-    let threads = args
-        .threads
-        .unwrap_or_else(crate::default_threads)
-        .clamp(1, args.conns);
+    let threads = args.threads.unwrap_or_else(crate::default_threads).clamp(1, args.conns);
 
-    let plan = Plan {
-        addr,
-        size: args.size,
-        warmup,
-        duration,
-    };
+    let plan = Plan { addr, size: args.size, warmup, duration };
     // Every thread connects first; the clock starts once all have connected.
     let barrier = Arc::new(Barrier::new(threads));
     let mut handles = Vec::with_capacity(threads);
@@ -176,11 +168,8 @@ pub fn run(args: EchoArgs) -> Result<ExitCode, String> {
     let mut samples = Vec::new();
     let mut driver = None;
     for handle in handles {
-        let r = handle
-            .join()
-            .map_err(|_| "a load thread panicked".to_string())??;
-        hist.add(&r.hist)
-            .map_err(|e| format!("cannot merge histograms: {e}"))?;
+        let r = handle.join().map_err(|_| "a load thread panicked".to_string())??;
+        hist.add(&r.hist).map_err(|e| format!("cannot merge histograms: {e}"))?;
         messages += r.messages;
         driver = Some(r.driver);
         connected += r.connected;
@@ -191,10 +180,7 @@ pub fn run(args: EchoArgs) -> Result<ExitCode, String> {
     if connected == 0 {
         return Err(format!(
             "could not connect to {addr}: {}",
-            samples
-                .first()
-                .map(String::as_str)
-                .unwrap_or("no connection")
+            samples.first().map(String::as_str).unwrap_or("no connection")
         ));
     }
     for s in samples.iter().take(MAX_ERROR_SAMPLES) {
@@ -226,11 +212,7 @@ pub fn run(args: EchoArgs) -> Result<ExitCode, String> {
     } else {
         print!("{}", report.text());
     }
-    Ok(if errors.total() > 0 {
-        ExitCode::from(2)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(if errors.total() > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }
 
 fn seconds(name: &str, v: f64, zero_ok: bool) -> Result<Duration, String> {
@@ -288,9 +270,7 @@ fn load_thread(plan: Plan, ids: Vec<usize>, barrier: Arc<Barrier>) -> Result<Thr
                 let run = ping_pong(stream, id, plan.size, warm_end, end, &shared);
                 if compio::time::timeout_at(end + GRACE, run).await.is_err() {
                     shared.errors.borrow_mut().timeout += 1;
-                    shared.note(format!(
-                        "conn {id}: no echo within {GRACE:?} after the end of the run; abandoned"
-                    ));
+                    shared.note(format!("conn {id}: no echo within {GRACE:?} after the end of the run; abandoned"));
                 }
             }));
         }
@@ -302,8 +282,7 @@ fn load_thread(plan: Plan, ids: Vec<usize>, barrier: Arc<Barrier>) -> Result<Thr
         }
     });
 
-    let shared = Rc::try_unwrap(shared)
-        .map_err(|_| "connection tasks still hold shared state".to_string())?;
+    let shared = Rc::try_unwrap(shared).map_err(|_| "connection tasks still hold shared state".to_string())?;
     Ok(ThreadResult {
         driver,
         hist: shared.hist.into_inner(),
@@ -315,11 +294,7 @@ fn load_thread(plan: Plan, ids: Vec<usize>, barrier: Arc<Barrier>) -> Result<Thr
 }
 
 /// Opens this thread's connections concurrently; failures are counted.
-async fn connect_all(
-    addr: SocketAddr,
-    ids: &[usize],
-    shared: &Rc<Shared>,
-) -> Vec<(usize, TcpStream)> {
+async fn connect_all(addr: SocketAddr, ids: &[usize], shared: &Rc<Shared>) -> Vec<(usize, TcpStream)> {
     let tasks: Vec<_> = ids
         .iter()
         .map(|&id| {
@@ -352,9 +327,7 @@ async fn connect_all(
 
 /// Fills the payload with a per-connection pattern.
 fn pattern(id: usize, size: usize) -> Vec<u8> {
-    (0..size)
-        .map(|i| (i.wrapping_mul(31).wrapping_add(id.wrapping_mul(7))) as u8)
-        .collect()
+    (0..size).map(|i| (i.wrapping_mul(31).wrapping_add(id.wrapping_mul(7))) as u8).collect()
 }
 
 /// Stamps the sequence number into the first bytes, so a stale or
@@ -366,14 +339,7 @@ fn stamp(buf: &mut [u8], seq: u64) {
 }
 
 /// One connection's ping-pong loop, until `end`.
-async fn ping_pong(
-    mut stream: TcpStream,
-    id: usize,
-    size: usize,
-    warm_end: Instant,
-    end: Instant,
-    shared: &Shared,
-) {
+async fn ping_pong(mut stream: TcpStream, id: usize, size: usize, warm_end: Instant, end: Instant, shared: &Shared) {
     let mut send = pattern(id, size);
     let mut recv: Vec<u8> = Vec::with_capacity(size);
     let mut seq: u64 = 0;
@@ -405,9 +371,7 @@ async fn ping_pong(
             let mut errs = shared.errors.borrow_mut();
             errs.mismatch += 1;
             if errs.mismatch == 1 {
-                shared.note(format!(
-                    "conn {id}: echoed bytes differ from what was sent (message #{seq})"
-                ));
+                shared.note(format!("conn {id}: echoed bytes differ from what was sent (message #{seq})"));
             }
         } else if t0 >= warm_end {
             let ns = u64::try_from((t1 - t0).as_nanos()).unwrap_or(u64::MAX);
@@ -423,9 +387,7 @@ fn io_failure(shared: &Shared, id: usize, what: &str, e: &io::Error) {
     if e.kind() == io::ErrorKind::UnexpectedEof {
         errs.closed += 1;
         drop(errs);
-        shared.note(format!(
-            "conn {id}: server closed the connection during {what}"
-        ));
+        shared.note(format!("conn {id}: server closed the connection during {what}"));
     } else {
         errs.io += 1;
         drop(errs);
@@ -498,25 +460,11 @@ impl Report {
         let _ = writeln!(
             s,
             "echo {}: {} conns ({} connected) on {} thread(s) ({} driver), {} B messages, {} s measured after {} s warm-up",
-            self.addr,
-            self.conns,
-            self.connected,
-            self.threads,
-            self.driver,
-            self.size,
-            self.duration_s,
-            self.warmup_s
+            self.addr, self.conns, self.connected, self.threads, self.driver, self.size, self.duration_s, self.warmup_s
         );
-        let _ = writeln!(
-            s,
-            "  messages:   {} ({:.0} msg/s)",
-            self.messages, self.msgs_per_sec
-        );
-        let _ = writeln!(
-            s,
-            "  throughput: {:.2} MB/s (payload echoed, each direction, 1 MB = 10^6 B)",
-            self.mb_per_sec
-        );
+        let _ = writeln!(s, "  messages:   {} ({:.0} msg/s)", self.messages, self.msgs_per_sec);
+        let _ =
+            writeln!(s, "  throughput: {:.2} MB/s (payload echoed, each direction, 1 MB = 10^6 B)", self.mb_per_sec);
         let _ = writeln!(
             s,
             "  latency:    p50 {:.1} us, p99 {:.1} us, p99.9 {:.1} us, max {:.1} us (mean {:.1} us)",

@@ -15,11 +15,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "moonport-bench",
-    version,
-    about = "Benchmark tools for moonport"
-)]
+#[command(name = "moonport-bench", version, about = "Benchmark tools for moonport")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -50,7 +46,5 @@ fn main() -> ExitCode {
 
 /// Number of threads to use when the user did not say: one per core.
 pub(crate) fn default_threads() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }

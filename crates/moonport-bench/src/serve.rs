@@ -38,15 +38,11 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
 
     // Bind every shard up front on this thread. With port 0 the first bind
     // picks the port; the other shards then bind to that same concrete port.
-    let first =
-        bind_listener(args.addr).map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
-    let local = first
-        .local_addr()
-        .map_err(|e| format!("cannot read local address: {e}"))?;
+    let first = bind_listener(args.addr).map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
+    let local = first.local_addr().map_err(|e| format!("cannot read local address: {e}"))?;
     let mut listeners = vec![first];
     for _ in 1..threads {
-        let l = bind_listener(local)
-            .map_err(|e| format!("cannot bind another SO_REUSEPORT shard on {local}: {e}"))?;
+        let l = bind_listener(local).map_err(|e| format!("cannot bind another SO_REUSEPORT shard on {local}: {e}"))?;
         listeners.push(l);
     }
 
@@ -77,11 +73,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
             }
         }
     }
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
 /// Creates a non-blocking listener with `SO_REUSEADDR` + `SO_REUSEPORT`.
@@ -97,16 +89,15 @@ fn bind_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
 }
 
 fn serve_thread(listener: std::net::TcpListener) -> Result<(), String> {
-    let rt = compio::runtime::Runtime::new()
-        .map_err(|e| format!("cannot create compio runtime: {e}"))?;
+    let rt = compio::runtime::Runtime::new().map_err(|e| format!("cannot create compio runtime: {e}"))?;
     eprintln!(
         "serve-compio: {} uses the {:?} driver",
         std::thread::current().name().unwrap_or("thread"),
         rt.driver_type()
     );
     rt.block_on(async move {
-        let listener = TcpListener::from_std(listener)
-            .map_err(|e| format!("cannot register listener with compio: {e}"))?;
+        let listener =
+            TcpListener::from_std(listener).map_err(|e| format!("cannot register listener with compio: {e}"))?;
         loop {
             match listener.accept().await {
                 Ok((stream, _peer)) => {

@@ -14,15 +14,11 @@ pub fn resolve_loopback(addr: &str) -> Result<SocketAddr, String> {
         Ok(sa) => vec![sa],
         Err(_) => match addr.rsplit_once(':') {
             Some((host, port)) if host.eq_ignore_ascii_case("localhost") => {
-                let port: u16 = port
-                    .parse()
-                    .map_err(|_| format!("bad port in target address {addr:?}"))?;
+                let port: u16 = port.parse().map_err(|_| format!("bad port in target address {addr:?}"))?;
                 vec![SocketAddr::from((Ipv4Addr::LOCALHOST, port))]
             }
             _ => {
-                return Err(format!(
-                    "target address {addr:?} must be IP:PORT, [IPv6]:PORT or localhost:PORT"
-                ));
+                return Err(format!("target address {addr:?} must be IP:PORT, [IPv6]:PORT or localhost:PORT"));
             }
         },
     };

@@ -20,9 +20,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+pub use crate::platform::{SHARDING as DEFAULT_SHARDING, Sharding};
 pub use activity::{Activity, Hold};
 pub use ports::{Bound, ListenRegistry};
-pub use crate::platform::{SHARDING as DEFAULT_SHARDING, Sharding};
 pub use trigger::Trigger;
 pub use worker::WorkerCtx;
 
@@ -71,9 +71,8 @@ impl Engine {
 
     fn spawn_worker(self: &Arc<Self>, id: usize) {
         let engine = self.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("moonport-worker-{id}"))
-            .spawn(move || worker::run(engine, id));
+        let spawned =
+            std::thread::Builder::new().name(format!("moonport-worker-{id}")).spawn(move || worker::run(engine, id));
         match spawned {
             Ok(handle) => self.threads.lock().unwrap_or_else(|p| p.into_inner()).push(handle),
             Err(e) => {

@@ -37,7 +37,13 @@ pub struct Bound {
 
 impl ListenRegistry {
     /// Binds, or joins, the `seq`-th listener of the calling worker.
-    pub fn bind(&self, sharding: Sharding, seq: usize, requested: SocketAddr, opts: ListenOptions) -> io::Result<Bound> {
+    pub fn bind(
+        &self,
+        sharding: Sharding,
+        seq: usize,
+        requested: SocketAddr,
+        opts: ListenOptions,
+    ) -> io::Result<Bound> {
         // Held across the bind so two workers never both bind port 0 anew.
         let mut bound = self.bound.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let key = (seq, requested);

@@ -9,7 +9,9 @@ use super::{args, join};
 
 pub fn module(lua: &Lua) -> mlua::Result<Table> {
     let log = lua.create_table()?;
-    for (name, level) in [("debug", Level::DEBUG), ("info", Level::INFO), ("warn", Level::WARN), ("error", Level::ERROR)] {
+    for (name, level) in
+        [("debug", Level::DEBUG), ("info", Level::INFO), ("warn", Level::WARN), ("error", Level::ERROR)]
+    {
         log.set(
             name,
             lua.create_function(move |lua, values: Variadic<Value>| {

@@ -39,12 +39,8 @@ impl Vm {
     pub fn start_script(&self) -> Result<(), String> {
         let engine = self.ctx.engine.clone();
         let script = engine.config.script.display().to_string();
-        let main = self
-            .lua
-            .load(&engine.source)
-            .set_name(format!("@{script}"))
-            .into_function()
-            .map_err(|e| match e {
+        let main =
+            self.lua.load(&engine.source).set_name(format!("@{script}")).into_function().map_err(|e| match e {
                 mlua::Error::SyntaxError { message, .. } => format!("syntax error: {message}"),
                 other => format!("cannot load {script}: {other}"),
             })?;

@@ -61,19 +61,17 @@ pub fn install(lua: &Lua, moonport: &Table) -> mlua::Result<()> {
         lua.create_async_function(|lua, secs: Value| {
             let d = args::duration(&lua, secs, args::Arg::new("sleep", 1));
             async move {
-            let d = d?;
-            if d.is_zero() {
-                yield_now().await;
-            } else {
-                compio::time::sleep(d).await;
+                let d = d?;
+                if d.is_zero() {
+                    yield_now().await;
+                } else {
+                    compio::time::sleep(d).await;
+                }
+                Ok(())
             }
-            Ok(())
-        }})?,
+        })?,
     )?;
-    moonport.set(
-        "now",
-        lua.create_function(|lua, ()| Ok(worker(lua)?.engine.epoch.elapsed().as_secs_f64()))?,
-    )?;
+    moonport.set("now", lua.create_function(|lua, ()| Ok(worker(lua)?.engine.epoch.elapsed().as_secs_f64()))?)?;
     moonport.set("worker_id", lua.create_function(|lua, ()| Ok(worker(lua)?.id))?)?;
     moonport.set("workers", lua.create_function(|lua, ()| Ok(worker(lua)?.engine.config.workers))?)?;
     moonport.set("exiting", lua.create_function(|lua, ()| Ok(worker(lua)?.engine.shutdown.is_fired()))?)?;

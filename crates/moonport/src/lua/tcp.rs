@@ -67,7 +67,8 @@ fn listen(lua: &Lua, (opts, handler): (Value, Value)) -> mlua::Result<MultiValue
         .map(|h| h.to_string_lossy())
         .unwrap_or_else(|| "0.0.0.0".to_string());
     let port = args::integer(lua, args::field(opts, "port")?, arg.key("port"), (0, 65535), Some(0))? as u16;
-    let backlog = args::integer(lua, args::field(opts, "backlog")?, arg.key("backlog"), (1, 65535), Some(DEFAULT_BACKLOG))?;
+    let backlog =
+        args::integer(lua, args::field(opts, "backlog")?, arg.key("backlog"), (1, 65535), Some(DEFAULT_BACKLOG))?;
     let ipv6_only = args::boolean(lua, args::field(opts, "ipv6_only")?, arg.key("ipv6_only"), None)?;
     let read_buffer = read_buffer_option(lua, opts, arg)?;
     let handler = args::function(lua, handler, Arg::new("listen", 2))?;
@@ -77,7 +78,8 @@ fn listen(lua: &Lua, (opts, handler): (Value, Value)) -> mlua::Result<MultiValue
     ctx.listen_seq.set(seq + 1);
     let listen_opts = ListenOptions { backlog: backlog as i32, ipv6_only, shared: true };
     let sharding = ctx.engine.config.sharding;
-    let bound = net::resolve_listen_addr(&host, port).and_then(|addr| ctx.engine.ports.bind(sharding, seq, addr, listen_opts));
+    let bound =
+        net::resolve_listen_addr(&host, port).and_then(|addr| ctx.engine.ports.bind(sharding, seq, addr, listen_opts));
     let Bound { accept, addr, first } = match bound {
         Ok(bound) => bound,
         Err(e) => {
@@ -101,9 +103,7 @@ fn listen(lua: &Lua, (opts, handler): (Value, Value)) -> mlua::Result<MultiValue
     let hold = ctx.activity.hold();
     let lua_ = lua.clone();
     compio::runtime::spawn(async move {
-        accept
-            .run(stop, |stream, peer| serve_conn(&lua_, &handler, TcpConn::new(stream, read_buffer), peer))
-            .await;
+        accept.run(stop, |stream, peer| serve_conn(&lua_, &handler, TcpConn::new(stream, read_buffer), peer)).await;
         drop(hold);
     })
     .detach();
@@ -167,7 +167,11 @@ enum ReadOp {
     Some(usize),
     Exact(usize),
     /// Up to a delimiter, then strip a trailing `\r` when it is a line.
-    Until { delim: Vec<u8>, max: usize, line: bool },
+    Until {
+        delim: Vec<u8>,
+        max: usize,
+        line: bool,
+    },
 }
 
 async fn read(lua: &Lua, conn: &TcpConn, op: ReadOp) -> mlua::Result<MultiValue> {

@@ -26,10 +26,7 @@ pub fn resolve_listen_addr(host: &str, port: u16) -> io::Result<SocketAddr> {
     if let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
         return Ok(SocketAddr::new(ip, port));
     }
-    (host, port)
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "not found"))
+    (host, port).to_socket_addrs()?.next().ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "not found"))
 }
 
 /// Where one worker's new connections come from.

@@ -15,7 +15,7 @@ use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use compio::BufResult;
-use compio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use compio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use compio::net::TcpStream;
 use futures_util::lock::Mutex;
 
@@ -38,6 +38,30 @@ struct Reader {
     /// A read still in flight after a timeout; it owns `buf` until it completes.
     pending: Option<PendingRead>,
     eof: bool,
+}
+
+impl Reader {
+    /// Hands the buffer to a read operation: unconsumed bytes move to the
+    /// front and at least half a chunk of spare capacity follows them.
+    fn take_for_read(&mut self, chunk: usize) -> Result<Vec<u8>, NetError> {
+        if self.eof {
+            return Err(NetError::Closed);
+        }
+        if self.pos == self.buf.len() {
+            self.buf.clear();
+            // A big read_exact may have grown the buffer: give the memory back.
+            if self.buf.capacity() > 4 * chunk {
+                self.buf = Vec::new();
+            }
+        } else if self.pos > 0 {
+            self.buf.drain(..self.pos);
+        }
+        self.pos = 0;
+        if self.buf.capacity() - self.buf.len() < chunk / 2 {
+            self.buf.reserve(chunk);
+        }
+        Ok(mem::take(&mut self.buf))
+    }
 }
 
 pub struct TcpConn {
@@ -192,40 +216,32 @@ impl ReadGuard<'_> {
     async fn fill(&mut self) -> Result<(), NetError> {
         let chunk = self.conn.read_chunk;
         let deadline = self.deadline;
-        let stream = self.stream.clone();
+        let mut stream = self.stream.clone();
         let r = self.reader();
-        if r.pending.is_none() {
-            if r.eof {
-                return Err(NetError::Closed);
+        let BufResult(res, buf) = match (r.pending.take(), deadline) {
+            // No deadline: nothing can abandon the read, so it needs no parking spot.
+            (None, None) => {
+                let buf = r.take_for_read(chunk)?;
+                stream.append(buf).await
             }
-            if r.pos == r.buf.len() {
-                r.buf.clear();
-                // A big read_exact may have grown the buffer: give the memory back.
-                if r.buf.capacity() > 4 * chunk {
-                    r.buf = Vec::new();
+            (pending, Some(at)) => {
+                let mut pending = match pending {
+                    Some(pending) => pending,
+                    None => {
+                        let buf = r.take_for_read(chunk)?;
+                        Box::pin(async move { stream.append(buf).await }) as PendingRead
+                    }
+                };
+                match compio::time::timeout_at(at, &mut pending).await {
+                    Ok(done) => done,
+                    Err(_) => {
+                        r.pending = Some(pending);
+                        return Err(NetError::Timeout);
+                    }
                 }
-            } else if r.pos > 0 {
-                r.buf.drain(..r.pos);
             }
-            r.pos = 0;
-            if r.buf.capacity() - r.buf.len() < chunk / 2 {
-                r.buf.reserve(chunk);
-            }
-            let buf = mem::take(&mut r.buf);
-            let mut stream = stream;
-            r.pending = Some(Box::pin(async move { stream.read(buf).await }));
-        }
-        let Some(pending) = r.pending.as_mut() else {
-            unreachable!("a read was just started")
+            (Some(pending), None) => pending.await,
         };
-        let BufResult(res, buf) = match deadline {
-            None => pending.await,
-            Some(at) => match compio::time::timeout_at(at, pending).await {
-                Ok(done) => done,
-                Err(_) => return Err(NetError::Timeout),
-            },
-        };
-        r.pending = None;
         r.buf = buf;
         match res {
             Ok(0) => {
@@ -296,11 +312,7 @@ impl Drop for ReadGuard<'_> {
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    if let [byte] = needle {
-        memchr::memchr(*byte, haystack)
-    } else {
-        memchr::memmem::find(haystack, needle)
-    }
+    if let [byte] = needle { memchr::memchr(*byte, haystack) } else { memchr::memmem::find(haystack, needle) }
 }
 
 /// Connects to `host:port` (an IP literal or a name), trying each address the
@@ -309,9 +321,9 @@ pub async fn connect(host: &str, port: u16, timeout: Option<Duration>) -> Result
     let attempt = TcpStream::connect((host, port));
     let stream = match timeout {
         None => attempt.await,
-        Some(d) => compio::time::timeout(d, attempt)
-            .await
-            .unwrap_or_else(|_| Err(io::Error::from(io::ErrorKind::TimedOut))),
+        Some(d) => {
+            compio::time::timeout(d, attempt).await.unwrap_or_else(|_| Err(io::Error::from(io::ErrorKind::TimedOut)))
+        }
     };
     stream.map_err(NetError::from)
 }

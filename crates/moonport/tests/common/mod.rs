@@ -16,7 +16,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 /// Socket timeout used by the test clients: generous, but every read ends.
-pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a server gets to print `listening on ...`.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -28,8 +28,7 @@ pub fn lua_dir() -> PathBuf {
 /// tests can check `file:line` in error messages without hard-coding numbers.
 pub fn line_of(script: &str, needle: &str) -> usize {
     let text = std::fs::read_to_string(lua_dir().join(script)).expect("read test script");
-    let hits: Vec<usize> =
-        text.lines().enumerate().filter(|(_, l)| l.contains(needle)).map(|(i, _)| i + 1).collect();
+    let hits: Vec<usize> = text.lines().enumerate().filter(|(_, l)| l.contains(needle)).map(|(i, _)| i + 1).collect();
     assert_eq!(hits.len(), 1, "{needle:?} should occur on exactly one line of {script}");
     hits[0]
 }
@@ -94,14 +93,13 @@ pub struct Moonport {
     options: Vec<String>,
     args: Vec<String>,
     nofile: Option<u64>,
-    bare_script_path: bool,
 }
 
 impl Moonport {
     /// `script` is a file name in `tests/lua/`. The child runs in that
     /// directory and gets the bare file name, so messages read `name.lua:LINE`.
     pub fn new(script: &str) -> Self {
-        Self { script: script.to_string(), options: Vec::new(), args: Vec::new(), nofile: None, bare_script_path: true }
+        Self { script: script.to_string(), options: Vec::new(), args: Vec::new(), nofile: None }
     }
 
     /// `--workers N` (placed before the script).
@@ -138,11 +136,7 @@ impl Moonport {
         cmd.current_dir(lua_dir());
         cmd.arg("run");
         cmd.args(&self.options);
-        if self.bare_script_path {
-            cmd.arg(&self.script);
-        } else {
-            cmd.arg(lua_dir().join(&self.script));
-        }
+        cmd.arg(&self.script);
         cmd.args(&self.args);
         // --log-level decides; a RUST_LOG from the environment would override it.
         cmd.env_remove("RUST_LOG");
@@ -152,7 +146,7 @@ impl Moonport {
             // SAFETY: setrlimit is async-signal-safe and touches only this struct.
             unsafe {
                 cmd.pre_exec(move || {
-                    let lim = libc::rlimit { rlim_cur: n as libc::rlim_t, rlim_max: n as libc::rlim_t };
+                    let lim = libc::rlimit { rlim_cur: n, rlim_max: n };
                     if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
                         return Err(std::io::Error::last_os_error());
                     }
@@ -282,6 +276,7 @@ impl Server {
     }
 
     /// Like `wait_log`, but panics with the whole log when `needle` does not come.
+    #[track_caller]
     pub fn expect_log(&self, needle: &str, timeout: Duration) {
         assert!(
             self.wait_log(needle, timeout),
@@ -311,6 +306,7 @@ impl Server {
     }
 
     /// Panics (with the log) if the process has exited.
+    #[track_caller]
     pub fn assert_running(&mut self) {
         if let Some(status) = self.child.try_wait().expect("try_wait") {
             panic!("moonport exited unexpectedly with {status}\n--- log ---\n{}", self.log());
@@ -325,12 +321,17 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // MOONPORT_TEST_SHOW_LOG=1 (with --nocapture) shows what each server logged.
+        if std::env::var_os("MOONPORT_TEST_SHOW_LOG").is_some() {
+            eprintln!("--- moonport log ---\n{}--- moonport stdout ---\n{}", self.log(), self.stdout());
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
 /// A blocking TCP stream with timeouts on every read and write.
+#[track_caller]
 pub fn connect(addr: SocketAddr) -> TcpStream {
     let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
@@ -345,6 +346,7 @@ pub struct Client {
 }
 
 impl Client {
+    #[track_caller]
     pub fn connect(addr: SocketAddr) -> Self {
         Self { reader: BufReader::new(connect(addr)) }
     }
@@ -353,6 +355,7 @@ impl Client {
         self.reader.get_ref()
     }
 
+    #[track_caller]
     pub fn send(&mut self, data: impl AsRef<[u8]>) {
         self.reader.get_mut().write_all(data.as_ref()).expect("client write");
     }
@@ -367,11 +370,15 @@ impl Client {
     }
 
     /// The next line without its `\n`; panics on EOF, error or timeout.
+    #[track_caller]
     pub fn line(&mut self) -> String {
         let mut line = String::new();
         match self.reader.read_line(&mut line) {
             Ok(0) => panic!("connection closed while waiting for a line"),
             Ok(_) => {}
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                panic!("no answer line from the server within {IO_TIMEOUT:?} (got so far: {line:?})")
+            }
             Err(e) => panic!("reading a line: {e} (got so far: {line:?})"),
         }
         assert!(line.ends_with('\n'), "line cut short by EOF: {line:?}");
@@ -381,6 +388,7 @@ impl Client {
 
     /// Asserts the server closes the connection (EOF or reset) without
     /// sending anything more, within the read timeout.
+    #[track_caller]
     pub fn expect_closed(&mut self) {
         let mut buf = [0u8; 256];
         match self.reader.read(&mut buf) {
@@ -403,7 +411,7 @@ pub fn raise_own_nofile(want: u64) -> u64 {
     // SAFETY: plain getrlimit/setrlimit on a local struct.
     unsafe {
         assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
-        let target = (want as libc::rlim_t).min(lim.rlim_max);
+        let target = want.min(lim.rlim_max);
         if lim.rlim_cur < target {
             let raised = libc::rlimit { rlim_cur: target, rlim_max: lim.rlim_max };
             if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
@@ -411,5 +419,5 @@ pub fn raise_own_nofile(want: u64) -> u64 {
             }
         }
     }
-    lim.rlim_cur as u64
+    lim.rlim_cur
 }
