@@ -88,12 +88,23 @@ fn echo_1mib_ipv6() {
 /// line echoed with the id of the worker that served it, and both workers serve.
 #[test]
 fn two_thousand_concurrent_connections_spread_over_workers() {
+    two_thousand_connections("reuseport");
+}
+
+/// The hand-off path (one acceptor thread dealing connections to workers) is
+/// the default where SO_REUSEPORT is missing; it must spread load just as well.
+#[test]
+fn two_thousand_concurrent_connections_with_handoff_sharding() {
+    two_thousand_connections("handoff");
+}
+
+fn two_thousand_connections(sharding: &str) {
     const CONNS: usize = 2000;
     const THREADS: usize = 8;
     let limit = common::raise_own_nofile(CONNS as u64 + 512);
     assert!(limit >= CONNS as u64 + 64, "RLIMIT_NOFILE of the test process is only {limit}");
 
-    let server = Moonport::new("worker_echo.lua").workers(2).start();
+    let server = Moonport::new("worker_echo.lua").workers(2).option("--sharding").option(sharding).start();
     // Both workers must have joined the SO_REUSEPORT group before we connect.
     assert!(
         server.wait_log_until(Duration::from_secs(10), |log| log.contains("worker 1 of 2 ready")
@@ -138,7 +149,7 @@ fn two_thousand_concurrent_connections_spread_over_workers() {
             Err(e) => failures.push(e),
         }
     }
-    eprintln!("2000 connections in {:?}: {per_worker:?}", started.elapsed());
+    eprintln!("2000 connections ({sharding}) in {:?}: {per_worker:?}", started.elapsed());
     assert!(failures.is_empty(), "failures: {failures:?}\n--- log ---\n{}", server.log());
     assert_eq!(per_worker.values().sum::<usize>(), CONNS, "every connection answered: {per_worker:?}");
     assert_eq!(

@@ -74,18 +74,23 @@ impl HandOff {
                 // Every worker has stopped listening: closing the socket ends the listener.
                 return;
             }
-            // Round robin, skipping workers whose queue is full; when all are
-            // full the connection is dropped (closed) rather than queued without bound.
-            let mut pending = stream;
+            // Round robin, skipping workers whose queue is full.
+            let mut pending = Some(stream);
             for i in 0..queues.len() {
+                let Some(stream) = pending.take() else { break };
                 let slot = (next + i) % queues.len();
-                match queues[slot].try_send(pending) {
-                    Ok(()) => {
-                        next = slot + 1;
-                        break;
-                    }
-                    Err(e) => pending = e.into_inner(),
+                match queues[slot].try_send(stream) {
+                    Ok(()) => next = slot + 1,
+                    Err(e) => pending = Some(e.into_inner()),
                 }
+            }
+            if let Some(pending) = pending {
+                // Every worker is behind: wait for one rather than queue without
+                // bound; meanwhile new connections wait in the kernel's backlog.
+                let queue = queues[next % queues.len()].clone();
+                drop(queues);
+                next += 1;
+                let _ = queue.send_blocking(pending);
             }
         }
     }

@@ -58,10 +58,11 @@ impl AcceptLoop {
         let mut stop = pin!(stop);
         let mut last_warning: Option<Instant> = None;
         loop {
+            // The stop signal goes first, so nothing is accepted once it has fired.
             let accept = pin!(self.next());
-            let result = match select(accept, stop.as_mut()).await {
-                Either::Left((Some(result), _)) => result,
-                Either::Left((None, _)) | Either::Right(_) => return,
+            let result = match select(stop.as_mut(), accept).await {
+                Either::Right((Some(result), _)) => result,
+                Either::Right((None, _)) | Either::Left(_) => return,
             };
             match result {
                 Ok((stream, peer)) => on_conn(stream, peer),
