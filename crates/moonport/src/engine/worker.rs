@@ -40,8 +40,8 @@ pub fn run(engine: Arc<Engine>, id: usize) {
 fn report_driver(runtime: &compio::runtime::Runtime) {
     use compio::driver::DriverType;
     match runtime.driver_type() {
-        DriverType::IoUring => tracing::debug!("I/O driver: io_uring"),
-        DriverType::IOCP => tracing::debug!("I/O driver: IOCP"),
+        DriverType::IoUring => tracing::info!("I/O driver: io_uring"),
+        DriverType::IOCP => tracing::info!("I/O driver: IOCP"),
         DriverType::Poll => {
             tracing::warn!("I/O driver: polling fallback (io_uring unavailable); expect lower throughput")
         }
