@@ -8,6 +8,8 @@
 //! - [`lua`]: the Lua API, one file per Lua module (`tcp.rs` is
 //!   `moonport.tcp`). Converts values, maps errors to `nil, err`, and yields
 //!   the calling coroutine while the core waits. Knows nothing of sockets.
+//! - [`buf`]: byte buffers (bounded, cheaply sliced, shareable with the
+//!   kernel for zero-copy writes) and typed decoding. Knows nothing of Lua.
 //! - [`net`]: the networking core (connections with bounded buffered reads,
 //!   the accept loop, error kinds). Knows nothing of Lua.
 //! - [`engine`]: worker threads (one compio runtime and one Lua VM each),
@@ -17,6 +19,7 @@
 //!
 //! `main.rs` is the command line: `moonport run app.lua`.
 
+pub mod buf;
 pub mod engine;
 pub mod lua;
 pub mod net;

@@ -6,6 +6,7 @@
 //! reachable as the global `moonport` and through `require("moonport")`).
 
 mod args;
+mod buffer;
 mod log;
 mod task;
 mod tcp;
@@ -72,6 +73,7 @@ fn install(lua: &Lua, ctx: &WorkerCtx) -> mlua::Result<()> {
     let moonport = lua.create_table()?;
     moonport.set("tcp", tcp::module(lua)?)?;
     moonport.set("log", log::module(lua)?)?;
+    moonport.set("buffer", buffer::module(lua)?)?;
     task::install(lua, &moonport)?;
 
     let globals = lua.globals();

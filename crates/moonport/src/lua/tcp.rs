@@ -14,9 +14,11 @@ use mlua::{
 };
 
 use super::args::{self, Arg};
+use super::buffer::Bytes;
 use super::{spawn, worker};
+use crate::buf::Buffer;
 use crate::engine::{Bound, Trigger};
-use crate::net::{self, NetError, TcpConn, Timeouts};
+use crate::net::{self, NetError, ReadGuard, TcpConn, Timeouts};
 use crate::platform::ListenOptions;
 
 /// Bytes one read asks the kernel for, per connection (`read_buffer` option).
@@ -166,6 +168,10 @@ async fn connect(lua: Lua, (host, port, opts): (Value, Value, Value)) -> mlua::R
 enum ReadOp {
     Some(usize),
     Exact(usize),
+    /// Append 1..=max bytes to a buffer; returns the count.
+    Into { buf: AnyUserData, max: usize },
+    /// Append exactly n bytes to a buffer.
+    ExactInto { buf: AnyUserData, n: usize },
     /// Up to a delimiter, then strip a trailing `\r` when it is a line.
     Until {
         delim: Vec<u8>,
@@ -180,6 +186,10 @@ async fn read(lua: &Lua, conn: &TcpConn, op: ReadOp) -> mlua::Result<MultiValue>
         Err(e) => return fail(lua, Some(conn), e, None),
     };
     let result = match &op {
+        ReadOp::Into { buf, max } | ReadOp::ExactInto { buf, n: max } => {
+            let exact = matches!(op, ReadOp::ExactInto { .. });
+            return read_into(lua, conn, &mut guard, buf, *max, exact).await;
+        }
         ReadOp::Some(max) => guard.read(*max).await,
         ReadOp::Exact(n) => guard.read_exact(*n).await,
         ReadOp::Until { delim, max, line } => {
@@ -199,7 +209,7 @@ async fn read(lua: &Lua, conn: &TcpConn, op: ReadOp) -> mlua::Result<MultiValue>
         Err(e) => {
             // Whatever arrived before the peer closed goes back as the third value.
             let partial = match (&op, &e) {
-                (ReadOp::Some(_), _) => None,
+                (ReadOp::Some(_) | ReadOp::Into { .. } | ReadOp::ExactInto { .. }, _) => None,
                 (_, NetError::Closed | NetError::Reset) => Some(lua.create_string(guard.take_buffered())?),
                 _ => None,
             };
@@ -207,6 +217,40 @@ async fn read(lua: &Lua, conn: &TcpConn, op: ReadOp) -> mlua::Result<MultiValue>
             fail(lua, Some(conn), e, partial)
         }
     }
+}
+
+/// Appends received bytes to a buffer, consuming them only once they are in
+/// it, so a full buffer loses nothing: they stay for the next read.
+async fn read_into(
+    lua: &Lua,
+    conn: &TcpConn,
+    guard: &mut ReadGuard<'_>,
+    buf: &AnyUserData,
+    max: usize,
+    exact: bool,
+) -> mlua::Result<MultiValue> {
+    let room = {
+        let b = buf.borrow::<Buffer>()?;
+        b.max() - b.len()
+    };
+    let want = if exact { max } else { max.min(room) };
+    if want > room || (room == 0 && max > 0) {
+        return (Value::Nil, "buffer full").into_lua_multi(lua);
+    }
+    let peeked = guard.peek(if exact { want } else { 1 }).await;
+    let n = match peeked {
+        Ok(bytes) => {
+            let n = if exact { want } else { bytes.len().min(want) };
+            // Another coroutine may have filled the buffer while this one waited.
+            if buf.borrow_mut::<Buffer>()?.extend(&bytes[..n]).is_err() {
+                return (Value::Nil, "buffer full").into_lua_multi(lua);
+            }
+            n
+        }
+        Err(e) => return fail(lua, Some(conn), e, None),
+    };
+    guard.advance(n);
+    n.into_lua_multi(lua)
 }
 
 fn size(lua: &Lua, v: Value, arg: Arg, min: i64, default: Option<i64>) -> mlua::Result<usize> {
@@ -235,9 +279,21 @@ impl UserData for TcpConn {
             let max = size(&lua, max, Arg::new("read_until", 2), 1, Some(DEFAULT_MAX_LINE))?;
             read(&lua, &this, ReadOp::Until { delim: delim.as_bytes().to_vec(), max, line: false }).await
         });
+        m.add_async_method("read_into", |lua, this: UserDataRef<Self>, (buf, max): (Value, Value)| async move {
+            let buf = buffer_arg(&lua, buf, Arg::new("read_into", 1))?;
+            let max = size(&lua, max, Arg::new("read_into", 2), 1, Some(DEFAULT_READ_MAX))?;
+            read(&lua, &this, ReadOp::Into { buf, max }).await
+        });
+        m.add_async_method("read_exact_into", |lua, this: UserDataRef<Self>, (buf, n): (Value, Value)| async move {
+            let buf = buffer_arg(&lua, buf, Arg::new("read_exact_into", 1))?;
+            let n = size(&lua, n, Arg::new("read_exact_into", 2), 0, None)?;
+            read(&lua, &this, ReadOp::ExactInto { buf, n }).await
+        });
         m.add_async_method("write", |lua, this: UserDataRef<Self>, data: Value| async move {
-            let data = args::bytes(&lua, data, Arg::new("write", 1))?;
-            let result = this.write(&data.as_bytes()).await;
+            let result = match Bytes::from_lua(&lua, data, Arg::new("write", 1))? {
+                Bytes::Str(s) => this.write(&s.as_bytes()).await,
+                Bytes::Buf(chunk) => this.write_chunk(chunk).await,
+            };
             match result {
                 Ok(n) => n.into_lua_multi(&lua),
                 Err(e) => fail(&lua, Some(&this), e, None),
@@ -290,6 +346,13 @@ impl UserData for TcpConn {
                 Err(_) => "conn(closed)".to_string(),
             })
         });
+    }
+}
+
+fn buffer_arg(lua: &Lua, v: Value, arg: Arg) -> mlua::Result<AnyUserData> {
+    match v {
+        Value::UserData(ud) if ud.is::<Buffer>() => Ok(ud),
+        other => Err(arg.error(lua, format!("buffer expected, got {}", other.type_name()))),
     }
 }
 

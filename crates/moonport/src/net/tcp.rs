@@ -15,11 +15,13 @@ use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use compio::BufResult;
+use compio::buf::IoBuf;
 use compio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use compio::net::TcpStream;
 use futures_util::lock::Mutex;
 
 use super::NetError;
+use crate::buf::Chunk;
 
 /// Deadlines for the operations of one connection; `None` waits forever.
 #[derive(Debug, Clone, Copy, Default)]
@@ -121,31 +123,43 @@ impl TcpConn {
     }
 
     /// Writes all of `data`, waiting behind earlier writers. Returns `data.len()`.
-    /// A send timeout leaves the stream in an unknown state, so it closes the
-    /// connection.
     pub async fn write(&self, data: &[u8]) -> Result<usize, NetError> {
-        let mut stream = self.stream()?;
         let mut staged = self.writer.lock().await;
         let mut buf = mem::take(&mut *staged);
         buf.clear();
         buf.extend_from_slice(data);
-        let result = match self.timeouts.get().send {
+        let mut buf = self.send_all(buf).await?;
+        if buf.capacity() <= KEEP_WRITE_BUF {
+            buf.clear();
+            *staged = buf;
+        }
+        Ok(data.len())
+    }
+
+    /// Writes a buffer's bytes without copying them: the kernel reads the
+    /// shared storage, which the chunk keeps alive and unchanged.
+    pub async fn write_chunk(&self, chunk: Chunk) -> Result<usize, NetError> {
+        let _queue = self.writer.lock().await;
+        let len = chunk.as_slice().len();
+        self.send_all(chunk).await?;
+        Ok(len)
+    }
+
+    /// Sends all of `buf` within the send timeout. A timeout leaves the stream
+    /// in an unknown state (part may have gone), so it closes the connection.
+    async fn send_all<B: IoBuf>(&self, buf: B) -> Result<B, NetError> {
+        let mut stream = self.stream()?;
+        let BufResult(res, buf) = match self.timeouts.get().send {
             None => stream.write_all(buf).await,
             Some(d) => match compio::time::timeout(d, stream.write_all(buf)).await {
-                Ok(r) => r,
+                Ok(done) => done,
                 Err(_) => {
-                    drop(staged);
                     self.close();
                     return Err(NetError::Timeout);
                 }
             },
         };
-        let BufResult(res, mut buf) = result;
-        if buf.capacity() <= KEEP_WRITE_BUF {
-            buf.clear();
-            *staged = buf;
-        }
-        res.map(|()| data.len()).map_err(NetError::from)
+        res.map(|()| buf).map_err(NetError::from)
     }
 
     /// Half-closes the sending side once queued writes are done; reads go on.
@@ -253,20 +267,31 @@ impl ReadGuard<'_> {
         }
     }
 
-    /// Returns what is buffered, or what the next read brings: 1..=max bytes.
-    pub async fn read(&mut self, max: usize) -> Result<&[u8], NetError> {
-        if self.available() == 0 {
+    /// Waits until at least `min` bytes are buffered and returns all of them,
+    /// consuming nothing: the caller `advance`s past what it used.
+    pub async fn peek(&mut self, min: usize) -> Result<&[u8], NetError> {
+        while self.available() < min {
             self.fill().await?;
         }
+        let r = self.reader();
+        Ok(&r.buf[r.pos..])
+    }
+
+    pub fn advance(&mut self, n: usize) {
+        let r = self.reader();
+        r.pos = (r.pos + n).min(r.buf.len());
+    }
+
+    /// Returns what is buffered, or what the next read brings: 1..=max bytes.
+    pub async fn read(&mut self, max: usize) -> Result<&[u8], NetError> {
+        self.peek(1).await?;
         let n = self.available().min(max);
         Ok(self.consume(n, 0))
     }
 
     /// Returns exactly `n` bytes, waiting for as many reads as that takes.
     pub async fn read_exact(&mut self, n: usize) -> Result<&[u8], NetError> {
-        while self.available() < n {
-            self.fill().await?;
-        }
+        self.peek(n).await?;
         Ok(self.consume(n, 0))
     }
 

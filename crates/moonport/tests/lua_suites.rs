@@ -1,0 +1,20 @@
+//! Runs the Lua-side test suites (`tests/lua/*_test.lua`) through the real
+//! binary: each is a client script that exercises one Lua module, prints
+//! `N passed, M failed`, and exits 1 if anything failed.
+
+mod common;
+
+use std::time::Duration;
+
+use common::Moonport;
+
+fn run_suite(script: &str) {
+    let out = Moonport::new(script).workers(1).run(Duration::from_secs(30));
+    assert_eq!(out.code(), Some(0), "{script} failed\n--- stdout ---\n{}\n--- stderr ---\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains(" passed, 0 failed"), "{script} printed no tally:\n{}", out.stdout);
+}
+
+#[test]
+fn buffer_module() {
+    run_suite("buffer_test.lua");
+}
