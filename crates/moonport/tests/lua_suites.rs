@@ -18,3 +18,8 @@ fn run_suite(script: &str) {
 fn buffer_module() {
     run_suite("buffer_test.lua");
 }
+
+#[test]
+fn url_module() {
+    run_suite("url_test.lua");
+}

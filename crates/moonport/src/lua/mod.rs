@@ -10,6 +10,7 @@ mod buffer;
 mod log;
 mod task;
 mod tcp;
+mod url;
 
 use std::rc::Rc;
 
@@ -74,6 +75,7 @@ fn install(lua: &Lua, ctx: &WorkerCtx) -> mlua::Result<()> {
     moonport.set("tcp", tcp::module(lua)?)?;
     moonport.set("log", log::module(lua)?)?;
     moonport.set("buffer", buffer::module(lua)?)?;
+    moonport.set("url", url::module(lua)?)?;
     task::install(lua, &moonport)?;
 
     let globals = lua.globals();
