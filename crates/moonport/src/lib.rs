@@ -12,6 +12,7 @@
 //!   kernel for zero-copy writes) and typed decoding. Knows nothing of Lua.
 //! - [`net`]: the networking core (connections with bounded buffered reads,
 //!   the accept loop, error kinds). Knows nothing of Lua.
+//! - [`proto`]: protocol formats (URLs). Knows nothing of Lua or sockets.
 //! - [`engine`]: worker threads (one compio runtime and one Lua VM each),
 //!   listener sharding across them, what keeps a worker alive, shutdown.
 //! - `platform`: the only place with `cfg(unix)` / `cfg(windows)`: socket
@@ -24,3 +25,4 @@ pub mod engine;
 pub mod lua;
 pub mod net;
 mod platform;
+pub mod proto;

@@ -48,14 +48,14 @@ impl<'a> Cursor<'a> {
 
     /// Unsigned LEB128; more than 10 bytes, or bits past 64, is `Err(None)`.
     pub fn uvarint(&mut self) -> Result<u64, Option<Short>> {
-        let (value, used) = self.varint()?;
+        let (value, used) = self.varint(false)?;
         self.pos += used;
         Ok(value)
     }
 
     /// Signed LEB128.
     pub fn svarint(&mut self) -> Result<i64, Option<Short>> {
-        let (raw, used) = self.varint()?;
+        let (raw, used) = self.varint(true)?;
         let bits = 7 * used as u32;
         let last = self.bytes[self.pos + used - 1];
         let value = if bits < 64 && last & 0x40 != 0 { (raw | (!0u64 << bits)) as i64 } else { raw as i64 };
@@ -64,12 +64,15 @@ impl<'a> Cursor<'a> {
     }
 
     /// Decodes a LEB128 group without moving: (7-bit payload, bytes used).
-    fn varint(&self) -> Result<(u64, usize), Option<Short>> {
+    /// The 10th byte carries bit 63 only; for signed values its other bits
+    /// are the sign extension (0x00 or 0x7f).
+    fn varint(&self, signed: bool) -> Result<(u64, usize), Option<Short>> {
         let mut value: u64 = 0;
         for (i, &byte) in self.bytes.get(self.pos..).unwrap_or_default().iter().enumerate() {
             let payload = u64::from(byte & 0x7f);
             let shift = 7 * i as u32;
-            if i >= 10 || (shift == 63 && payload > 1) {
+            let overflow = shift == 63 && if signed { payload != 0 && payload != 0x7f } else { payload > 1 };
+            if i >= 10 || overflow {
                 return Err(None);
             }
             value |= payload << shift;

@@ -9,9 +9,11 @@
 
 mod buffer;
 mod cursor;
+mod num;
 
 pub use buffer::{Buffer, Chunk, Full};
 pub use cursor::{Cursor, Short};
+pub use num::{Decoded, Num, OutOfRange};
 
 /// Byte order of a multi-byte value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,131 +11,48 @@ use mlua::Function;
 use mlua::{AnyUserData, IntoLuaMulti, Lua, MultiValue, Table, UserData, UserDataMethods, Value};
 
 use super::args::{self, Arg};
-use crate::buf::{self, Buffer, Cursor, Endian, Short};
+use crate::buf::{self, Buffer, Cursor, Decoded, Endian, Num, Short};
 
 /// Longest a buffer may grow unless `moonport.buffer.new` says otherwise.
 pub const DEFAULT_MAX: usize = 64 * 1024 * 1024;
 const DEFAULT_CAPACITY: usize = 256;
 
-/// A fixed-size number type for the typed writers and readers.
-#[derive(Debug, Clone, Copy)]
-enum Num {
-    U8,
-    I8,
-    U16,
-    I16,
-    U32,
-    I32,
-    U64,
-    I64,
-    F32,
-    F64,
-}
-
-const NUMS: [(&str, Num); 10] = [
-    ("u8", Num::U8),
-    ("i8", Num::I8),
-    ("u16", Num::U16),
-    ("i16", Num::I16),
-    ("u32", Num::U32),
-    ("i32", Num::I32),
-    ("u64", Num::U64),
-    ("i64", Num::I64),
-    ("f32", Num::F32),
-    ("f64", Num::F64),
-];
-
 /// Largest integer every Lua number type holds exactly: LuaJIT numbers are
 /// doubles, so 64-bit values beyond ±2^53 are refused there.
 const EXACT: i128 = if cfg!(feature = "luajit") { 1 << 53 } else { i128::MAX };
 
-impl Num {
-    fn size(self) -> usize {
-        match self {
-            Num::U8 | Num::I8 => 1,
-            Num::U16 | Num::I16 => 2,
-            Num::U32 | Num::I32 | Num::F32 => 4,
-            Num::U64 | Num::I64 | Num::F64 => 8,
-        }
+/// Encodes a Lua number as `num` into `out`.
+fn encode(lua: &Lua, num: Num, v: &Value, endian: Endian, arg: Arg, out: &mut Vec<u8>) -> mlua::Result<()> {
+    let float = match *v {
+        Value::Integer(i) => i as f64,
+        Value::Number(n) => n,
+        ref other => return Err(arg.error(lua, format!("number expected, got {}", other.type_name()))),
+    };
+    if num.is_float() {
+        num.put_float(float, endian, out);
+        return Ok(());
     }
+    let int: i128 = match *v {
+        Value::Integer(i) => i.into(),
+        _ if float.fract() == 0.0 && float.abs() < 1.9e19 => float as i128,
+        _ => return Err(arg.error(lua, format!("integer expected, got {float}"))),
+    };
+    num.put_int(int, endian, out).map_err(|_| arg.error(lua, format!("{int} out of range for {num:?}")))
+}
 
-    /// The integers this type stores (u64 also takes negative Lua integers,
-    /// as two's complement, the way `string.pack` does).
-    fn range(self) -> (i128, i128) {
-        match self {
-            Num::U8 => (0, u8::MAX.into()),
-            Num::I8 => (i8::MIN.into(), i8::MAX.into()),
-            Num::U16 => (0, u16::MAX.into()),
-            Num::I16 => (i16::MIN.into(), i16::MAX.into()),
-            Num::U32 => (0, u32::MAX.into()),
-            Num::I32 => (i32::MIN.into(), i32::MAX.into()),
-            Num::U64 => (i64::MIN.into(), u64::MAX.into()),
-            Num::I64 => (i64::MIN.into(), i64::MAX.into()),
-            Num::F32 | Num::F64 => (0, 0),
-        }
-    }
-
-    /// Encodes a Lua number into `out` (cleared first).
-    fn encode(self, lua: &Lua, v: &Value, endian: Endian, arg: Arg, out: &mut Vec<u8>) -> mlua::Result<()> {
-        fn put<const N: usize>(out: &mut Vec<u8>, le: [u8; N], be: [u8; N], endian: Endian) {
-            out.extend_from_slice(if endian == Endian::Little { &le } else { &be });
-        }
-        let float = match *v {
-            Value::Integer(i) => i as f64,
-            Value::Number(n) => n,
-            ref other => return Err(arg.error(lua, format!("number expected, got {}", other.type_name()))),
-        };
-        match self {
-            Num::F32 => return Ok(put(out, (float as f32).to_le_bytes(), (float as f32).to_be_bytes(), endian)),
-            Num::F64 => return Ok(put(out, float.to_le_bytes(), float.to_be_bytes(), endian)),
-            _ => {}
-        }
-        let int: i128 = match *v {
-            Value::Integer(i) => i.into(),
-            _ if float.fract() == 0.0 && float.abs() < 1.9e19 => float as i128,
-            _ => return Err(arg.error(lua, format!("integer expected, got {float}"))),
-        };
-        let (min, max) = self.range();
-        if int < min || int > max {
-            return Err(arg.error(lua, format!("{int} out of range for {self:?}")));
-        }
-        match self {
-            Num::U8 | Num::I8 => out.push(int as u8),
-            Num::U16 | Num::I16 => put(out, (int as u16).to_le_bytes(), (int as u16).to_be_bytes(), endian),
-            Num::U32 | Num::I32 => put(out, (int as u32).to_le_bytes(), (int as u32).to_be_bytes(), endian),
-            _ => put(out, (int as u64).to_le_bytes(), (int as u64).to_be_bytes(), endian),
-        }
-        Ok(())
-    }
-
-    /// Decodes one value; `Ok(None)` for a 64-bit integer Lua cannot hold exactly.
-    fn decode(self, cur: &mut Cursor, endian: Endian) -> Result<Option<Value>, Short> {
-        macro_rules! get {
-            ($t:ty) => {{
-                let bytes = cur.array()?;
-                if endian == Endian::Little { <$t>::from_le_bytes(bytes) } else { <$t>::from_be_bytes(bytes) }
-            }};
-        }
-        let start = cur.pos();
-        let int: i128 = match self {
-            Num::U8 => get!(u8).into(),
-            Num::I8 => get!(i8).into(),
-            Num::U16 => get!(u16).into(),
-            Num::I16 => get!(i16).into(),
-            Num::U32 => get!(u32).into(),
-            Num::I32 => get!(i32).into(),
-            // Lua 5.4 integers are i64: u64 values past i64::MAX wrap, as in string.unpack.
-            Num::U64 if EXACT == i128::MAX => i128::from(get!(u64) as i64),
-            Num::U64 => get!(u64).into(),
-            Num::I64 => get!(i64).into(),
-            Num::F32 => return Ok(Some(Value::Number(get!(f32).into()))),
-            Num::F64 => return Ok(Some(Value::Number(get!(f64)))),
-        };
-        if int.abs() > EXACT {
+/// Decodes one value; `Ok(None)` (position unmoved) for a 64-bit integer
+/// this Lua cannot hold exactly.
+fn decode(num: Num, cur: &mut Cursor, endian: Endian) -> Result<Option<Value>, Short> {
+    let start = cur.pos();
+    match num.get(cur, endian)? {
+        Decoded::Float(f) => Ok(Some(Value::Number(f))),
+        // Lua 5.4 integers are i64: u64 values past i64::MAX wrap, as in string.unpack.
+        Decoded::Int(i) if EXACT == i128::MAX => Ok(Some(Value::Integer(i as i64))),
+        Decoded::Int(i) if i.abs() <= EXACT => Ok(Some(Value::Integer(i as i64))),
+        Decoded::Int(_) => {
             cur.rewind(start);
-            return Ok(None);
+            Ok(None)
         }
-        Ok(Some(Value::Integer(int as i64)))
     }
 }
 
@@ -158,7 +75,10 @@ fn prefix(lua: &Lua, v: Value, arg: Arg) -> mlua::Result<Prefix> {
         "u64le" => (Num::U64, Endian::Little),
         "u64be" | "u64" => (Num::U64, Endian::Big),
         other => {
-            return Err(arg.error(lua, format!("length prefix \"{other}\": u8, u16le, u16be, u32le, u32be, u64le, u64be or varint expected")));
+            return Err(arg.error(
+                lua,
+                format!("length prefix \"{other}\": u8, u16le, u16be, u32le, u32be, u64le, u64be or varint expected"),
+            ));
         }
     };
     Ok(Prefix::Fixed(num, endian))
@@ -215,7 +135,9 @@ fn append(lua: &Lua, ud: &AnyUserData, func: &str, bytes: &[u8]) -> mlua::Result
 impl UserData for Buffer {
     fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
         m.add_meta_method("__len", |_, this, ()| Ok(this.len()));
-        m.add_meta_method("__eq", |_, this, other: AnyUserData| Ok(other.borrow::<Buffer>().is_ok_and(|o| *this == *o)));
+        m.add_meta_method("__eq", |_, this, other: AnyUserData| {
+            Ok(other.borrow::<Buffer>().is_ok_and(|o| *this == *o))
+        });
         m.add_meta_method("__tostring", |_, this, ()| Ok(format!("buffer({} bytes)", this.len())));
         m.add_method("capacity", |_, this, ()| Ok(this.capacity()));
         m.add_method_mut("clear", |_, this, ()| {
@@ -223,7 +145,11 @@ impl UserData for Buffer {
             Ok(())
         });
         m.add_method("tostring", |lua, this, (i, j): (Value, Value)| {
-            let r = sub_range(this.len(), opt_index(lua, i, Arg::new("tostring", 1))?, opt_index(lua, j, Arg::new("tostring", 2))?);
+            let r = sub_range(
+                this.len(),
+                opt_index(lua, i, Arg::new("tostring", 1))?,
+                opt_index(lua, j, Arg::new("tostring", 2))?,
+            );
             lua.create_string(&this.as_slice()[r])
         });
         m.add_method("byte", |lua, this, i: Value| {
@@ -232,7 +158,11 @@ impl UserData for Buffer {
             Ok(this.as_slice().get(r).and_then(|b| b.first().copied()))
         });
         m.add_method("slice", |lua, this, (i, j): (Value, Value)| {
-            let r = sub_range(this.len(), opt_index(lua, i, Arg::new("slice", 1))?, opt_index(lua, j, Arg::new("slice", 2))?);
+            let r = sub_range(
+                this.len(),
+                opt_index(lua, i, Arg::new("slice", 1))?,
+                opt_index(lua, j, Arg::new("slice", 2))?,
+            );
             Ok(this.slice(r))
         });
         m.add_method("find", |lua, this, (needle, init): (Value, Value)| {
@@ -259,7 +189,7 @@ impl UserData for Buffer {
             match prefix(lua, kind, Arg::new("write_lstring", 2))? {
                 Prefix::Varint => buf::encode_uvarint(len as u64, &mut head),
                 Prefix::Fixed(num, endian) => {
-                    num.encode(lua, &Value::Integer(len as i64), endian, Arg::new("write_lstring", 1), &mut head)?
+                    encode(lua, num, &Value::Integer(len as i64), endian, Arg::new("write_lstring", 1), &mut head)?
                 }
             }
             let mut this = ud.borrow_mut::<Buffer>()?;
@@ -290,7 +220,7 @@ impl UserData for Buffer {
             let func = format!("write_{name}");
             m.add_function(func.clone(), move |lua, (ud, v): (AnyUserData, Value)| {
                 let mut out = Vec::with_capacity(8);
-                num.encode(lua, &v, endian, Arg::new(&func, 1), &mut out)?;
+                encode(lua, num, &v, endian, Arg::new(&func, 1), &mut out)?;
                 append(lua, &ud, &func, &out)?;
                 Ok(ud)
             });
@@ -313,7 +243,7 @@ const FFI_CAST: &str = "moonport.buffer.ffi_cast";
 /// Unsuffixed multi-byte names are big-endian (network order).
 fn typed_names() -> Vec<(String, Num, Endian)> {
     let mut out = Vec::new();
-    for (name, num) in NUMS {
+    for (name, num) in Num::ALL {
         out.push((name.to_string(), num, Endian::Big));
         if num.size() > 1 {
             out.push((format!("{name}_le"), num, Endian::Little));
@@ -352,10 +282,12 @@ fn short(lua: &Lua, reason: &str) -> mlua::Result<MultiValue> {
 impl UserData for Reader {
     fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
         for (name, num, endian) in typed_names() {
-            m.add_method_mut(format!("read_{name}"), move |lua, this, ()| match this.decode(|c| num.decode(c, endian))? {
-                Ok(Some(v)) => v.into_lua_multi(lua),
-                Ok(None) => short(lua, "integer too large"),
-                Err(Short) => short(lua, SHORT),
+            m.add_method_mut(format!("read_{name}"), move |lua, this, ()| {
+                match this.decode(|c| decode(num, c, endian))? {
+                    Ok(Some(v)) => v.into_lua_multi(lua),
+                    Ok(None) => short(lua, "integer too large"),
+                    Err(Short) => short(lua, SHORT),
+                }
             });
         }
         m.add_method_mut("read_varint", |lua, this, ()| varint(lua, this, |c| c.uvarint().map(|v| v as i64)));
@@ -380,7 +312,7 @@ impl UserData for Reader {
             let read = this.decode(|c| {
                 let len = match kind {
                     Prefix::Varint => c.uvarint().map_err(|_| Short)?,
-                    Prefix::Fixed(num, endian) => match num.decode(c, endian)? {
+                    Prefix::Fixed(num, endian) => match decode(num, c, endian)? {
                         Some(Value::Integer(n)) => n as u64,
                         _ => u64::MAX,
                     },
@@ -419,7 +351,11 @@ impl UserData for Reader {
     }
 }
 
-fn varint(lua: &Lua, this: &mut Reader, f: impl FnOnce(&mut Cursor) -> Result<i64, Option<Short>>) -> mlua::Result<MultiValue> {
+fn varint(
+    lua: &Lua,
+    this: &mut Reader,
+    f: impl FnOnce(&mut Cursor) -> Result<i64, Option<Short>>,
+) -> mlua::Result<MultiValue> {
     let mut malformed = false;
     let read = this.decode(|c| {
         f(c).map_err(|e| {

@@ -3,12 +3,10 @@
 //! percent-escaping. Invalid input returns `nil, err` with the reason.
 
 use mlua::{IntoLuaMulti, Lua, MultiValue, Table, Value};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode, utf8_percent_encode};
+use percent_encoding::percent_decode;
 
 use super::args::{self, Arg};
-
-/// Everything but RFC 3986's unreserved characters gets escaped.
-const ESCAPE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+use crate::proto::url::{self, ESCAPE};
 
 pub fn module(lua: &Lua) -> mlua::Result<Table> {
     let m = lua.create_table()?;
@@ -37,20 +35,19 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
 
 fn parse(lua: &Lua, s: Value) -> mlua::Result<MultiValue> {
     let s = args::bytes(lua, s, Arg::new("parse", 1))?.to_str()?.to_string();
-    let url = match url::Url::parse(&s) {
-        Ok(url) => url,
-        Err(e) => return (Value::Nil, e.to_string()).into_lua_multi(lua),
+    let p = match url::parse(&s) {
+        Ok(p) => p,
+        Err(e) => return (Value::Nil, e).into_lua_multi(lua),
     };
     let t = lua.create_table()?;
-    t.set("scheme", url.scheme())?;
-    t.set("user", Some(url.username()).filter(|u| !u.is_empty()))?;
-    t.set("password", url.password())?;
-    // IPv6 hosts without brackets, ready for `moonport.tcp.connect`.
-    t.set("host", url.host_str().map(|h| h.trim_start_matches('[').trim_end_matches(']').to_string()))?;
-    t.set("port", url.port_or_known_default())?;
-    t.set("path", url.path())?;
-    t.set("query", url.query())?;
-    t.set("fragment", url.fragment())?;
+    t.set("scheme", p.scheme)?;
+    t.set("user", p.user)?;
+    t.set("password", p.password)?;
+    t.set("host", p.host)?;
+    t.set("port", p.port)?;
+    t.set("path", p.path)?;
+    t.set("query", p.query)?;
+    t.set("fragment", p.fragment)?;
     t.into_lua_multi(lua)
 }
 
@@ -61,48 +58,23 @@ fn build(lua: &Lua, t: Value) -> mlua::Result<MultiValue> {
     let part = |key: &str| -> mlua::Result<Option<String>> {
         Ok(args::opt_bytes(lua, t.get(key)?, arg.key(key))?.map(|s| s.to_string_lossy()))
     };
-    let Some(scheme) = part("scheme")? else {
-        return (Value::Nil, "missing scheme").into_lua_multi(lua);
+    let port = match t.get::<Value>("port")? {
+        Value::Nil => None,
+        v => Some(args::integer(lua, v, arg.key("port"), (0, 65535), None)? as u16),
     };
-    let mut s = format!("{scheme}:");
-    let host = part("host")?;
-    if let Some(host) = &host {
-        s.push_str("//");
-        if let Some(user) = part("user")? {
-            s.push_str(&utf8_percent_encode(&user, ESCAPE).to_string());
-            if let Some(password) = part("password")? {
-                s.push(':');
-                s.push_str(&utf8_percent_encode(&password, ESCAPE).to_string());
-            }
-            s.push('@');
-        }
-        if host.contains(':') && !host.starts_with('[') {
-            s.push_str(&format!("[{host}]"));
-        } else {
-            s.push_str(host);
-        }
-        if let Value::Integer(_) | Value::Number(_) = t.get::<Value>("port")? {
-            let port = args::integer(lua, t.get("port")?, arg.key("port"), (0, 65535), None)?;
-            s.push_str(&format!(":{port}"));
-        }
-    }
-    if let Some(path) = part("path")? {
-        if host.is_some() && !path.is_empty() && !path.starts_with('/') {
-            s.push('/');
-        }
-        s.push_str(&path);
-    }
-    if let Some(query) = part("query")? {
-        s.push('?');
-        s.push_str(&query);
-    }
-    if let Some(fragment) = part("fragment")? {
-        s.push('#');
-        s.push_str(&fragment);
-    }
-    match url::Url::parse(&s) {
-        Ok(url) => url.to_string().into_lua_multi(lua),
-        Err(e) => (Value::Nil, e.to_string()).into_lua_multi(lua),
+    let parts = url::Parts {
+        scheme: part("scheme")?,
+        user: part("user")?,
+        password: part("password")?,
+        host: part("host")?,
+        port,
+        path: part("path")?,
+        query: part("query")?,
+        fragment: part("fragment")?,
+    };
+    match url::build(&parts) {
+        Ok(s) => s.into_lua_multi(lua),
+        Err(e) => (Value::Nil, e).into_lua_multi(lua),
     }
 }
 
@@ -116,7 +88,9 @@ fn parse_query(lua: &Lua, q: Value) -> mlua::Result<Table> {
         match t.get::<Value>(k.as_ref())? {
             Value::Nil => t.set(k.as_ref(), v.as_ref())?,
             Value::Table(list) => list.push(v.as_ref())?,
-            first => t.set(k.as_ref(), lua.create_sequence_from([first, Value::String(lua.create_string(v.as_ref())?)])?)?,
+            first => {
+                t.set(k.as_ref(), lua.create_sequence_from([first, Value::String(lua.create_string(v.as_ref())?)])?)?
+            }
         }
     }
     Ok(t)

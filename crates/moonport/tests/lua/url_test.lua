@@ -4,7 +4,7 @@ local url = moonport.url
 
 T.test("parse splits every part and fills default ports", function()
   local u = assert(url.parse("https://alice:s%20cret@Example.COM:8443/a/b?x=1&y=2#top"))
-  T.eq(u.scheme, "https"); T.eq(u.user, "alice"); T.eq(u.password, "s%20cret")
+  T.eq(u.scheme, "https"); T.eq(u.user, "alice"); T.eq(u.password, "s cret", "unescaped")
   T.eq(u.host, "example.com"); T.eq(u.port, 8443); T.eq(u.path, "/a/b")
   T.eq(u.query, "x=1&y=2"); T.eq(u.fragment, "top")
   local d = assert(url.parse("http://example.com"))
