@@ -169,9 +169,15 @@ enum ReadOp {
     Some(usize),
     Exact(usize),
     /// Append 1..=max bytes to a buffer; returns the count.
-    Into { buf: AnyUserData, max: usize },
+    Into {
+        buf: AnyUserData,
+        max: usize,
+    },
     /// Append exactly n bytes to a buffer.
-    ExactInto { buf: AnyUserData, n: usize },
+    ExactInto {
+        buf: AnyUserData,
+        n: usize,
+    },
     /// Up to a delimiter, then strip a trailing `\r` when it is a line.
     Until {
         delim: Vec<u8>,
