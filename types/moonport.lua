@@ -59,11 +59,25 @@ function Conn:read_line(max) end
 ---@return string? partial
 function Conn:read_until(delim, max) end
 
----Sends all of data.
----@param data string|number
+---Sends all of data; a buffer is sent without copying.
+---@param data string|number|moonport.Buffer
 ---@return integer? bytes
 ---@return string? err "closed", "reset", "timeout"
 function Conn:write(data) end
+
+---Appends 1..max received bytes to buf.
+---@param buf moonport.Buffer
+---@param max? integer default 65536
+---@return integer? count
+---@return string? err "buffer full", "closed", "timeout"
+function Conn:read_into(buf, max) end
+
+---Appends exactly n received bytes to buf.
+---@param buf moonport.Buffer
+---@param n integer
+---@return integer? count
+---@return string? err "buffer full", "closed", "timeout"
+function Conn:read_exact_into(buf, n) end
 
 ---Half-closes: sends end-of-stream, reading goes on.
 ---@param how "write"
@@ -94,6 +108,407 @@ function Conn:local_addr() end
 ---@return true? ok
 ---@return string? err
 function Conn:set_nodelay(on) end
+
+
+---A byte buffer (moonport.buffer).
+---@class moonport.Buffer
+---@operator len: integer
+local Buffer = {}
+
+---@return integer
+function Buffer:capacity() end
+
+function Buffer:clear() end
+
+---@param i? integer
+---@param j? integer
+---@return string
+function Buffer:tostring(i, j) end
+
+---@param i? integer
+---@return integer?
+function Buffer:byte(i) end
+
+---A view sharing the bytes (no copy).
+---@param i? integer
+---@param j? integer
+---@return moonport.Buffer
+function Buffer:slice(i, j) end
+
+---@param needle string|moonport.Buffer
+---@param init? integer
+---@return integer?
+function Buffer:find(needle, init) end
+
+---@param data string|moonport.Buffer
+---@return moonport.Buffer
+function Buffer:append(data) end
+
+---@param data string|moonport.Buffer
+---@return moonport.Buffer
+function Buffer:write_string(data) end
+
+---@param data string|moonport.Buffer
+---@param prefix "u8"|"u16le"|"u16be"|"u32le"|"u32be"|"u64le"|"u64be"|"varint"
+---@return moonport.Buffer
+function Buffer:write_lstring(data, prefix) end
+
+---Unsigned LEB128.
+---@param n integer
+---@return moonport.Buffer
+function Buffer:write_varint(n) end
+
+---Signed LEB128.
+---@param n integer
+---@return moonport.Buffer
+function Buffer:write_svarint(n) end
+
+---Appends a u8 (one byte).
+---@param n number
+---@return moonport.Buffer
+function Buffer:write_u8(n) end
+
+---Appends a i8 (one byte).
+---@param n number
+---@return moonport.Buffer
+function Buffer:write_i8(n) end
+
+---Appends a u16 (big-endian).
+---@param n number
+---@return moonport.Buffer
+function Buffer:write_u16(n) end
+
+---Appends a u16 (little-endian).
+---@param n number
+---@return moonport.Buffer
+function Buffer:write_u16_le(n) end
+
+---Appends a u16 (big-endian).
+---@param n number
+---@return moonport.Buffer
+function Buffer:write_u16_be(n) end
+
+---Appends a i16 (big-endian).
+---@param n number
+---@return moonport.Buffer
+function Buffer:write_i16(n) end
+
+---Appends a i16 (little-endian).
+---@param n number
+---@return moonport.Buffer
+function Buffer:write_i16_le(n) end
+
+---Appends a i16 (big-endian).
+---@param n number
+---@return moonport.Buffer
+function Buffer:write_i16_be(n) end
+
+---Appends a u32 (big-endian).
+---@param n number
+---@return moonport.Buffer
+function Buffer:write_u32(n) end
+
+---Appends a u32 (little-endian).
+---@param n number
+---@return moonport.Buffer
+function Buffer:write_u32_le(n) end
+
+---Appends a u32 (big-endian).
+---@param n number
+---@return moonport.Buffer
+function Buffer:write_u32_be(n) end
+
+---Appends a i32 (big-endian).
+---@param n number
+---@return moonport.Buffer
+function Buffer:write_i32(n) end
+
+---Appends a i32 (little-endian).
+---@param n number
+---@return moonport.Buffer
+function Buffer:write_i32_le(n) end
+
+---Appends a i32 (big-endian).
+---@param n number
+---@return moonport.Buffer
+function Buffer:write_i32_be(n) end
+
+---Appends a u64 (big-endian).
+---@param n number
+---@return moonport.Buffer
+function Buffer:write_u64(n) end
+
+---Appends a u64 (little-endian).
+---@param n number
+---@return moonport.Buffer
+function Buffer:write_u64_le(n) end
+
+---Appends a u64 (big-endian).
+---@param n number
+---@return moonport.Buffer
+function Buffer:write_u64_be(n) end
+
+---Appends a i64 (big-endian).
+---@param n number
+---@return moonport.Buffer
+function Buffer:write_i64(n) end
+
+---Appends a i64 (little-endian).
+---@param n number
+---@return moonport.Buffer
+function Buffer:write_i64_le(n) end
+
+---Appends a i64 (big-endian).
+---@param n number
+---@return moonport.Buffer
+function Buffer:write_i64_be(n) end
+
+---Appends a f32 (big-endian).
+---@param n number
+---@return moonport.Buffer
+function Buffer:write_f32(n) end
+
+---Appends a f32 (little-endian).
+---@param n number
+---@return moonport.Buffer
+function Buffer:write_f32_le(n) end
+
+---Appends a f32 (big-endian).
+---@param n number
+---@return moonport.Buffer
+function Buffer:write_f32_be(n) end
+
+---Appends a f64 (big-endian).
+---@param n number
+---@return moonport.Buffer
+function Buffer:write_f64(n) end
+
+---Appends a f64 (little-endian).
+---@param n number
+---@return moonport.Buffer
+function Buffer:write_f64_le(n) end
+
+---Appends a f64 (big-endian).
+---@param n number
+---@return moonport.Buffer
+function Buffer:write_f64_be(n) end
+
+---LuaJIT only: a uint8_t* to the bytes and the length; valid until the buffer next changes.
+---@return ffi.cdata* ptr
+---@return integer length
+function Buffer:ptr() end
+
+---A read position over a buffer.
+---@class moonport.BufferReader
+local Reader = {}
+
+---@return number? value
+---@return string? err "short buffer"
+function Reader:read_u8() end
+
+---@return number? value
+---@return string? err "short buffer"
+function Reader:read_i8() end
+
+---@return number? value
+---@return string? err "short buffer"
+function Reader:read_u16() end
+
+---@return number? value
+---@return string? err "short buffer"
+function Reader:read_u16_le() end
+
+---@return number? value
+---@return string? err "short buffer"
+function Reader:read_u16_be() end
+
+---@return number? value
+---@return string? err "short buffer"
+function Reader:read_i16() end
+
+---@return number? value
+---@return string? err "short buffer"
+function Reader:read_i16_le() end
+
+---@return number? value
+---@return string? err "short buffer"
+function Reader:read_i16_be() end
+
+---@return number? value
+---@return string? err "short buffer"
+function Reader:read_u32() end
+
+---@return number? value
+---@return string? err "short buffer"
+function Reader:read_u32_le() end
+
+---@return number? value
+---@return string? err "short buffer"
+function Reader:read_u32_be() end
+
+---@return number? value
+---@return string? err "short buffer"
+function Reader:read_i32() end
+
+---@return number? value
+---@return string? err "short buffer"
+function Reader:read_i32_le() end
+
+---@return number? value
+---@return string? err "short buffer"
+function Reader:read_i32_be() end
+
+---@return number? value
+---@return string? err "short buffer"
+function Reader:read_u64() end
+
+---@return number? value
+---@return string? err "short buffer"
+function Reader:read_u64_le() end
+
+---@return number? value
+---@return string? err "short buffer"
+function Reader:read_u64_be() end
+
+---@return number? value
+---@return string? err "short buffer"
+function Reader:read_i64() end
+
+---@return number? value
+---@return string? err "short buffer"
+function Reader:read_i64_le() end
+
+---@return number? value
+---@return string? err "short buffer"
+function Reader:read_i64_be() end
+
+---@return number? value
+---@return string? err "short buffer"
+function Reader:read_f32() end
+
+---@return number? value
+---@return string? err "short buffer"
+function Reader:read_f32_le() end
+
+---@return number? value
+---@return string? err "short buffer"
+function Reader:read_f32_be() end
+
+---@return number? value
+---@return string? err "short buffer"
+function Reader:read_f64() end
+
+---@return number? value
+---@return string? err "short buffer"
+function Reader:read_f64_le() end
+
+---@return number? value
+---@return string? err "short buffer"
+function Reader:read_f64_be() end
+
+---@return integer? value
+---@return string? err
+function Reader:read_varint() end
+
+---@return integer? value
+---@return string? err
+function Reader:read_svarint() end
+
+---@param n integer
+---@return string? bytes
+---@return string? err
+function Reader:read_bytes(n) end
+
+---@param n integer
+---@return moonport.Buffer? view
+---@return string? err
+function Reader:read_slice(n) end
+
+---@param prefix "u8"|"u16le"|"u16be"|"u32le"|"u32be"|"u64le"|"u64be"|"varint"
+---@return string? bytes
+---@return string? err
+function Reader:read_lstring(prefix) end
+
+---@return integer
+function Reader:remaining() end
+
+---@return integer
+function Reader:tell() end
+
+---@param pos integer
+---@return integer? pos
+---@return string? err
+function Reader:seek(pos) end
+
+---@param n integer
+---@return integer? pos
+---@return string? err
+function Reader:skip(n) end
+
+---Drops the consumed bytes from the buffer; the position becomes 0.
+function Reader:compact() end
+
+---@return moonport.Buffer
+function Reader:buffer() end
+
+moonport.buffer = {}
+
+---@param capacity? integer default 256
+---@param max? integer default 64 MiB
+---@return moonport.Buffer
+function moonport.buffer.new(capacity, max) end
+
+---@param data string|moonport.Buffer
+---@param max? integer
+---@return moonport.Buffer
+function moonport.buffer.from(data, max) end
+
+---@param buf moonport.Buffer
+---@param pos? integer 0-based
+---@return moonport.BufferReader
+function moonport.buffer.reader(buf, pos) end
+
+---@param v any
+---@return boolean
+function moonport.buffer.is_buffer(v) end
+
+---@class moonport.UrlParts
+---@field scheme string
+---@field user? string
+---@field password? string
+---@field host? string
+---@field port? integer
+---@field path? string
+---@field query? string
+---@field fragment? string
+
+moonport.url = {}
+
+---@param s string
+---@return moonport.UrlParts? parts
+---@return string? err
+function moonport.url.parse(s) end
+
+---@param parts moonport.UrlParts
+---@return string? url
+---@return string? err
+function moonport.url.build(parts) end
+
+---@param q string
+---@return table<string, string|string[]>
+function moonport.url.parse_query(q) end
+
+---@param t table<string, string|number|boolean|(string|number|boolean)[]>
+---@return string
+function moonport.url.encode_query(t) end
+
+---@param s string
+---@return string
+function moonport.url.escape(s) end
+
+---@param s string
+---@return string
+function moonport.url.unescape(s) end
 
 moonport.tcp = {}
 
