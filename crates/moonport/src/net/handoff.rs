@@ -9,11 +9,11 @@
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_channel::{Receiver, Sender};
 
-use crate::platform;
+use super::listener::AcceptBackoff;
 
 /// Connections waiting in one worker's queue before the acceptor skips it.
 const QUEUE: usize = 256;
@@ -54,17 +54,12 @@ impl HandOff {
 
     fn accept_loop(&self, socket: TcpListener) {
         let mut next = 0;
-        let mut last_warning: Option<Instant> = None;
+        let mut backoff = AcceptBackoff::default();
         loop {
             let stream = match socket.accept() {
                 Ok((stream, _)) => stream,
                 Err(e) => {
-                    let exhausted = platform::is_fd_exhausted(&e);
-                    if last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
-                        last_warning = Some(Instant::now());
-                        tracing::warn!("accept: {e}");
-                    }
-                    std::thread::sleep(if exhausted { Duration::from_millis(50) } else { Duration::from_millis(1) });
+                    std::thread::sleep(backoff.pause_after(&e));
                     continue;
                 }
             };

@@ -56,7 +56,7 @@ impl AcceptLoop {
     /// Accepts until `stop` completes, handing each connection to `on_conn`.
     pub async fn run(self, stop: impl Future<Output = ()>, mut on_conn: impl FnMut(TcpStream, SocketAddr)) {
         let mut stop = pin!(stop);
-        let mut last_warning: Option<Instant> = None;
+        let mut backoff = AcceptBackoff::default();
         loop {
             // The stop signal goes first, so nothing is accepted once it has fired.
             let accept = pin!(self.next());
@@ -66,21 +66,31 @@ impl AcceptLoop {
             };
             match result {
                 Ok((stream, peer)) => on_conn(stream, peer),
-                Err(e) => {
-                    let exhausted = platform::is_fd_exhausted(&e);
-                    if last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
-                        last_warning = Some(Instant::now());
-                        if exhausted {
-                            tracing::warn!("accept: {e}; pausing new connections until descriptors free up");
-                        } else {
-                            tracing::warn!("accept: {e}");
-                        }
-                    }
-                    // Also for other errors (e.g. ENOBUFS): never spin on a failing accept.
-                    let pause = if exhausted { FD_BACKOFF } else { Duration::from_millis(1) };
-                    compio::time::sleep(pause).await;
-                }
+                Err(e) => compio::time::sleep(backoff.pause_after(&e)).await,
             }
         }
+    }
+}
+
+/// What an accept loop does after a failed accept: log (at most once a
+/// second, so a flood of failures cannot flood the log) and pause, long when
+/// out of descriptors, briefly otherwise, but never spin.
+#[derive(Default)]
+pub struct AcceptBackoff {
+    last_warning: Option<Instant>,
+}
+
+impl AcceptBackoff {
+    pub fn pause_after(&mut self, e: &io::Error) -> Duration {
+        let exhausted = platform::is_fd_exhausted(e);
+        if self.last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+            self.last_warning = Some(Instant::now());
+            if exhausted {
+                tracing::warn!("accept: {e}; pausing new connections until descriptors free up");
+            } else {
+                tracing::warn!("accept: {e}");
+            }
+        }
+        if exhausted { FD_BACKOFF } else { Duration::from_millis(1) }
     }
 }
