@@ -86,6 +86,8 @@ fn echo_1mib_ipv6() {
 
 /// 2000 connections open at the same time on a 2-worker server: each gets its
 /// line echoed with the id of the worker that served it, and both workers serve.
+/// SO_REUSEPORT sharding exists on Unix only; Windows uses hand-off (below).
+#[cfg(unix)]
 #[test]
 fn two_thousand_concurrent_connections_spread_over_workers() {
     two_thousand_connections("reuseport");

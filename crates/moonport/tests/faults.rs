@@ -5,10 +5,7 @@
 mod common;
 
 use std::io::Read;
-use std::net::TcpStream;
-use std::os::fd::AsRawFd;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{Client, Moonport, line_of};
 
@@ -46,22 +43,6 @@ fn handler_error_closes_only_its_connection() {
     server.assert_running();
 }
 
-/// Makes `close` send RST instead of FIN.
-fn set_linger_zero(s: &TcpStream) {
-    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
-    // SAFETY: setsockopt on a socket we own, with a correctly sized value.
-    let rc = unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "SO_LINGER: {}", std::io::Error::last_os_error());
-}
-
 #[test]
 fn peer_reset_during_large_write() {
     let mut server = Moonport::new("flood.lua").workers(2).start();
@@ -81,7 +62,7 @@ fn peer_reset_during_large_write() {
             assert!(n > 0, "server closed during the flood (round {round})");
             got += n;
         }
-        set_linger_zero(c.stream());
+        common::set_linger_zero(c.stream());
         drop(c); // RST
 
         let failures = round + 1;
@@ -131,8 +112,15 @@ fn handler_bad_argument_is_logged_with_location() {
     server.assert_running();
 }
 
+/// Unix only: it lowers the child's RLIMIT_NOFILE to provoke EMFILE. Windows
+/// has no per-process socket handle limit to lower (docs/windows.md).
+#[cfg(unix)]
 #[test]
 fn accept_backs_off_when_out_of_file_descriptors() {
+    use std::net::TcpStream;
+    use std::thread;
+    use std::time::Instant;
+
     const LIMIT: u64 = 64;
     const CLIENTS: usize = 100;
     let started = Instant::now();

@@ -1,5 +1,6 @@
 //! How a moonport process begins and ends: client-mode scripts and their exit
-//! codes, startup failures, and graceful shutdown on SIGTERM.
+//! codes, startup failures, and graceful shutdown on SIGTERM (on Windows: a
+//! CTRL_BREAK_EVENT, see `Server::terminate`).
 
 mod common;
 
@@ -133,7 +134,7 @@ fn sigterm_drains_open_connection_then_exits_0() {
     // The handler is now in its 1 s sleep.
     server.expect_log("request: req-1", Duration::from_secs(5));
     let signalled = Instant::now();
-    server.signal(libc::SIGTERM);
+    server.terminate();
     server.expect_log("shutting down", Duration::from_secs(5));
     wait_refused(server.addr(), Duration::from_millis(500));
 
@@ -162,7 +163,7 @@ fn sigterm_with_idle_connection_exits_after_grace() {
     let mut c = server.client();
     server.expect_log("idle connection accepted", Duration::from_secs(5));
     let signalled = Instant::now();
-    server.signal(libc::SIGTERM);
+    server.terminate();
     let status = server
         .wait_exit(Duration::from_secs(5))
         .unwrap_or_else(|| panic!("still running 5 s after SIGTERM with --grace 1\n{}", server.log()));

@@ -118,8 +118,12 @@ pub fn run(config: Config) -> ExitCode {
     if engine.failed.load(Ordering::SeqCst) { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }
 
-/// First SIGINT/SIGTERM: graceful shutdown. Second: exit at once.
+/// First SIGINT/SIGTERM: graceful shutdown. Second: exit at once. On Windows
+/// the same for Ctrl-C and Ctrl-Break; closing the console, logoff and system
+/// shutdown also start a graceful shutdown, but Windows ends the process once
+/// the handler has returned, so connections get no grace there (docs/windows.md).
 fn install_signal_handler(engine: &Arc<Engine>) {
+    crate::platform::enable_shutdown_signals();
     let engine = engine.clone();
     let presses = AtomicUsize::new(0);
     let installed = ctrlc::set_handler(move || {

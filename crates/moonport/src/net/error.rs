@@ -45,7 +45,7 @@ impl fmt::Display for NetError {
 
 fn io_message(e: &io::Error, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     use io::ErrorKind::*;
-    match e.kind() {
+    match crate::platform::error_kind(e) {
         HostUnreachable | NetworkUnreachable => f.write_str("unreachable"),
         AddrInUse => f.write_str("address in use"),
         AddrNotAvailable => f.write_str("address not available"),
@@ -59,9 +59,11 @@ impl std::error::Error for NetError {}
 impl From<io::Error> for NetError {
     fn from(e: io::Error) -> Self {
         use io::ErrorKind::*;
-        match e.kind() {
+        match crate::platform::error_kind(&e) {
             ConnectionReset => NetError::Reset,
-            BrokenPipe | ConnectionAborted | NotConnected | UnexpectedEof => NetError::Closed,
+            // WriteZero: a send that took none of a non-empty buffer, which is how
+            // a send on a reset connection completes under Wine (docs/windows.md).
+            BrokenPipe | ConnectionAborted | NotConnected | UnexpectedEof | WriteZero => NetError::Closed,
             TimedOut => NetError::Timeout,
             ConnectionRefused => NetError::Refused,
             _ => NetError::Io(e),

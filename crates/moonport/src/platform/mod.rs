@@ -62,6 +62,24 @@ pub fn is_fd_exhausted(err: &io::Error) -> bool {
     imp::is_fd_exhausted(err)
 }
 
+/// The kind of an I/O error, with the codes std does not classify mapped to
+/// the kind they mean. On Windows, an operation that completes through the I/O
+/// completion port reports a Win32 error (ERROR_CONNECTION_REFUSED,
+/// ERROR_NETNAME_DELETED, ...) rather than the WSAE* code a synchronous call
+/// gives, and std leaves most of those uncategorized.
+pub fn error_kind(err: &io::Error) -> io::ErrorKind {
+    imp::error_kind(err)
+}
+
+/// Makes sure the shutdown signals reach this process before the handler is
+/// installed. On Unix the handler itself overrides an inherited SIG_IGN. On
+/// Windows a process started in a new console process group inherits "ignore
+/// Ctrl-C"; a server that installs a Ctrl-C handler wants it, so it is turned
+/// back on (Ctrl-Break and close/logoff/shutdown events are never ignored).
+pub fn enable_shutdown_signals() {
+    imp::enable_shutdown_signals()
+}
+
 /// Raises the soft limit on open files to the hard limit, so a worker can hold as
 /// many connections as the administrator allows. Returns the limit now in force.
 pub fn raise_fd_limit() -> Option<u64> {

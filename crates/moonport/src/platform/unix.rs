@@ -35,3 +35,9 @@ pub fn raise_fd_limit() -> Option<u64> {
     }
     Some(lim.rlim_cur)
 }
+
+pub fn error_kind(err: &io::Error) -> io::ErrorKind {
+    err.kind()
+}
+
+pub fn enable_shutdown_signals() {}

@@ -1,8 +1,15 @@
 //! Windows backend of the platform boundary: no SO_REUSEPORT, so one listener
 //! hands accepted sockets to the workers; handles are limited by memory, not a
-//! per-process table.
+//! per-process table; errors from completion ports use Win32 codes.
 
-use std::io;
+use std::io::{self, ErrorKind};
+
+use windows_sys::Win32::Foundation::{
+    ERROR_CONNECTION_ABORTED, ERROR_CONNECTION_INVALID, ERROR_CONNECTION_REFUSED, ERROR_GRACEFUL_DISCONNECT,
+    ERROR_HOST_UNREACHABLE, ERROR_NETNAME_DELETED, ERROR_NETWORK_UNREACHABLE, ERROR_PORT_UNREACHABLE,
+    ERROR_SEM_TIMEOUT, FALSE,
+};
+use windows_sys::Win32::System::Console::SetConsoleCtrlHandler;
 
 use super::Sharding;
 
@@ -22,4 +29,32 @@ pub fn is_fd_exhausted(err: &io::Error) -> bool {
 
 pub fn raise_fd_limit() -> Option<u64> {
     None
+}
+
+pub fn error_kind(err: &io::Error) -> ErrorKind {
+    let Some(code) = err.raw_os_error().and_then(|c| u32::try_from(c).ok()) else {
+        return err.kind();
+    };
+    // What AcceptEx/ConnectEx/WSARecv/WSASend completions report: the NTSTATUS
+    // of the operation turned into a Win32 error, not a WSAE* code.
+    match code {
+        ERROR_CONNECTION_REFUSED | ERROR_PORT_UNREACHABLE => ErrorKind::ConnectionRefused,
+        // STATUS_CONNECTION_RESET and STATUS_LOCAL_DISCONNECT both map here.
+        ERROR_NETNAME_DELETED => ErrorKind::ConnectionReset,
+        ERROR_CONNECTION_ABORTED | ERROR_GRACEFUL_DISCONNECT => ErrorKind::ConnectionAborted,
+        ERROR_CONNECTION_INVALID => ErrorKind::NotConnected,
+        ERROR_SEM_TIMEOUT => ErrorKind::TimedOut,
+        ERROR_NETWORK_UNREACHABLE => ErrorKind::NetworkUnreachable,
+        ERROR_HOST_UNREACHABLE => ErrorKind::HostUnreachable,
+        _ => err.kind(),
+    }
+}
+
+pub fn enable_shutdown_signals() {
+    // SetConsoleCtrlHandler(NULL, FALSE) clears the "ignore Ctrl-C" flag that
+    // CREATE_NEW_PROCESS_GROUP sets; it fails harmlessly without a console.
+    // SAFETY: a plain Win32 call with no pointers.
+    unsafe {
+        SetConsoleCtrlHandler(None, FALSE);
+    }
 }

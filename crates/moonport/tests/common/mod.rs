@@ -125,7 +125,9 @@ impl Moonport {
         self
     }
 
-    /// Lowers RLIMIT_NOFILE (soft and hard) for the child only.
+    /// Lowers RLIMIT_NOFILE (soft and hard) for the child only. Unix only:
+    /// Windows has no per-process limit on socket handles to lower.
+    #[cfg(unix)]
     pub fn nofile_limit(mut self, n: u64) -> Self {
         self.nofile = Some(n);
         self
@@ -141,19 +143,7 @@ impl Moonport {
         // --log-level decides; a RUST_LOG from the environment would override it.
         cmd.env_remove("RUST_LOG");
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        if let Some(n) = self.nofile {
-            use std::os::unix::process::CommandExt;
-            // SAFETY: setrlimit is async-signal-safe and touches only this struct.
-            unsafe {
-                cmd.pre_exec(move || {
-                    let lim = libc::rlimit { rlim_cur: n, rlim_max: n };
-                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
-        }
+        platform::prepare_child(&mut cmd, self.nofile);
         cmd
     }
 
@@ -285,10 +275,19 @@ impl Server {
         );
     }
 
+    /// Sends a Unix signal to the process.
+    #[cfg(unix)]
     pub fn signal(&self, sig: libc::c_int) {
         // SAFETY: kill(2) on our own child's pid.
         let rc = unsafe { libc::kill(self.pid(), sig) };
         assert_eq!(rc, 0, "kill({}, {sig}) failed: {}", self.pid(), std::io::Error::last_os_error());
+    }
+
+    /// Asks the process to shut down gracefully, as a service manager would:
+    /// SIGTERM on Unix; on Windows a console control event to the child's
+    /// process group (the child was started in a group of its own).
+    pub fn terminate(&self) {
+        platform::terminate(&self.child);
     }
 
     /// Waits up to `timeout` for the process to exit.
@@ -405,19 +404,144 @@ impl Client {
 }
 
 /// Raises this test process's soft RLIMIT_NOFILE towards `want` (bounded by
-/// the hard limit); returns the soft limit now in force.
+/// the hard limit); returns the soft limit now in force. On Windows, where
+/// sockets are handles limited only by memory, returns `want`.
 pub fn raise_own_nofile(want: u64) -> u64 {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: plain getrlimit/setrlimit on a local struct.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
-        let target = want.min(lim.rlim_max);
-        if lim.rlim_cur < target {
-            let raised = libc::rlimit { rlim_cur: target, rlim_max: lim.rlim_max };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                lim = raised;
+    platform::raise_own_nofile(want)
+}
+
+/// Makes `close` send RST instead of FIN (SO_LINGER with a zero timeout).
+#[track_caller]
+pub fn set_linger_zero(s: &TcpStream) {
+    platform::set_linger_zero(s)
+}
+
+/// What the helpers above do differently on Unix and Windows.
+#[cfg(unix)]
+mod platform {
+    use std::net::TcpStream;
+    use std::os::fd::AsRawFd;
+    use std::process::{Child, Command};
+
+    pub fn prepare_child(cmd: &mut Command, nofile: Option<u64>) {
+        if let Some(n) = nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe and touches only this struct.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit { rlim_cur: n, rlim_max: n };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
             }
         }
     }
-    lim.rlim_cur
+
+    #[track_caller]
+    pub fn terminate(child: &Child) {
+        let pid = child.id() as libc::pid_t;
+        // SAFETY: kill(2) on our own child's pid.
+        let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
+        assert_eq!(rc, 0, "kill({pid}, SIGTERM) failed: {}", std::io::Error::last_os_error());
+    }
+
+    pub fn raise_own_nofile(want: u64) -> u64 {
+        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: plain getrlimit/setrlimit on a local struct.
+        unsafe {
+            assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+            let target = want.min(lim.rlim_max);
+            if lim.rlim_cur < target {
+                let raised = libc::rlimit { rlim_cur: target, rlim_max: lim.rlim_max };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                    lim = raised;
+                }
+            }
+        }
+        lim.rlim_cur
+    }
+
+    #[track_caller]
+    pub fn set_linger_zero(s: &TcpStream) {
+        let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+        // SAFETY: setsockopt on a socket we own, with a correctly sized value.
+        let rc = unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&linger as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0, "SO_LINGER: {}", std::io::Error::last_os_error());
+    }
+}
+
+#[cfg(windows)]
+mod platform {
+    use std::net::TcpStream;
+    use std::os::windows::io::AsRawSocket;
+    use std::os::windows::process::CommandExt;
+    use std::process::{Child, Command};
+
+    use windows_sys::Win32::Networking::WinSock::{LINGER, SO_LINGER, SOCKET, SOL_SOCKET, WSAGetLastError, setsockopt};
+    use windows_sys::Win32::System::Console::{CTRL_BREAK_EVENT, CTRL_C_EVENT, GenerateConsoleCtrlEvent};
+    use windows_sys::Win32::System::Threading::CREATE_NEW_PROCESS_GROUP;
+
+    pub fn prepare_child(cmd: &mut Command, nofile: Option<u64>) {
+        assert!(nofile.is_none(), "no per-process handle limit to lower on Windows");
+        // A console process group of its own, so a CTRL_BREAK_EVENT can be sent
+        // to this child alone (CTRL_C_EVENT cannot target a group).
+        cmd.creation_flags(CREATE_NEW_PROCESS_GROUP);
+    }
+
+    /// CTRL_BREAK_EVENT to the child's process group is how a Windows service
+    /// manager or console stops one program gracefully. Wine 8 implements only
+    /// CTRL_C_EVENT (CTRL_BREAK_EVENT fails with ERROR_INVALID_HANDLE), which it
+    /// also delivers to one process group; moonport handles both, and turns
+    /// Ctrl-C back on that CREATE_NEW_PROCESS_GROUP turned off. Both need a
+    /// console shared with the child: scripts/wine/run provides one.
+    #[track_caller]
+    pub fn terminate(child: &Child) {
+        // The group id of a process started with CREATE_NEW_PROCESS_GROUP is its pid.
+        let group = child.id();
+        // SAFETY: plain Win32 calls with a process group id.
+        if unsafe { GenerateConsoleCtrlEvent(CTRL_BREAK_EVENT, group) } != 0 {
+            return;
+        }
+        let break_err = std::io::Error::last_os_error();
+        // SAFETY: as above.
+        let ok = unsafe { GenerateConsoleCtrlEvent(CTRL_C_EVENT, group) };
+        assert_ne!(
+            ok,
+            0,
+            "GenerateConsoleCtrlEvent to group {group}: CTRL_BREAK_EVENT failed ({break_err}), CTRL_C_EVENT failed ({}); \
+             is the test process attached to a console?",
+            std::io::Error::last_os_error()
+        );
+    }
+
+    pub fn raise_own_nofile(want: u64) -> u64 {
+        want
+    }
+
+    #[track_caller]
+    pub fn set_linger_zero(s: &TcpStream) {
+        let linger = LINGER { l_onoff: 1, l_linger: 0 };
+        // SAFETY: setsockopt on a socket we own, with a correctly sized value.
+        let rc = unsafe {
+            setsockopt(
+                s.as_raw_socket() as SOCKET,
+                SOL_SOCKET,
+                SO_LINGER,
+                (&linger as *const LINGER).cast(),
+                std::mem::size_of::<LINGER>() as i32,
+            )
+        };
+        // SAFETY: reads this thread's last Winsock error.
+        assert_eq!(rc, 0, "SO_LINGER: WSA error {}", unsafe { WSAGetLastError() });
+    }
 }
