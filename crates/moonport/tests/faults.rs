@@ -26,8 +26,9 @@ fn handler_error_closes_only_its_connection() {
 
     let at = format!("handler_error.lua:{}: boom", line_of("handler_error.lua", "error(\"boom\")"));
     server.expect_log(&at, Duration::from_secs(5));
+    // The traceback may reach the pipe in a later read than the first line.
+    server.expect_log("stack traceback", Duration::from_secs(5));
     let log = server.log();
-    assert!(log.contains("stack traceback"), "the error should come with a traceback:\n{log}");
     assert!(log.contains("ERROR"), "the error should be logged at ERROR:\n{log}");
 
     // The other connections, and new ones, are served as before.
