@@ -23,3 +23,8 @@ fn buffer_module() {
 fn url_module() {
     run_suite("url_test.lua");
 }
+
+#[test]
+fn relay_module() {
+    run_suite("relay_test.lua");
+}

@@ -8,6 +8,7 @@
 mod args;
 mod buffer;
 mod log;
+mod relay;
 mod task;
 mod tcp;
 mod url;
@@ -77,6 +78,7 @@ fn install(lua: &Lua, ctx: &WorkerCtx) -> mlua::Result<()> {
     moonport.set("buffer", buffer::module(lua)?)?;
     moonport.set("url", url::module(lua)?)?;
     task::install(lua, &moonport)?;
+    relay::install(lua, &moonport)?;
 
     let globals = lua.globals();
     globals.set("moonport", &moonport)?;

@@ -315,6 +315,7 @@ impl UserData for TcpConn {
                 Err(e) => fail(&lua, Some(&this), e, None),
             }
         });
+        m.add_async_method("pipe_to", super::relay::pipe_to);
         m.add_method("close", |lua, this, ()| {
             if this.is_closed() {
                 return fail(lua, None, NetError::Closed, None);

@@ -5,9 +5,11 @@
 mod error;
 mod handoff;
 mod listener;
+mod relay;
 mod tcp;
 
 pub use error::NetError;
 pub use handoff::HandOff;
 pub use listener::{AcceptLoop, resolve_listen_addr};
+pub use relay::{RelayEnd, RelayOptions, RelayOutcome, pipe, relay};
 pub use tcp::{ReadGuard, TcpConn, Timeouts, connect};

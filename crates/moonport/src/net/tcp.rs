@@ -106,7 +106,7 @@ impl TcpConn {
         self.timeouts.set(t);
     }
 
-    fn stream(&self) -> Result<TcpStream, NetError> {
+    pub(super) fn stream(&self) -> Result<TcpStream, NetError> {
         self.stream.borrow().clone().ok_or(NetError::Closed)
     }
 
@@ -160,6 +160,12 @@ impl TcpConn {
             },
         };
         res.map(|()| buf).map_err(NetError::from)
+    }
+
+    /// Waits for earlier writers, then holds off later ones while the guard
+    /// lives: a relay owns the sending side this way.
+    pub(super) async fn lock_writer(&self) -> impl Drop + '_ {
+        self.writer.lock().await
     }
 
     /// Half-closes the sending side once queued writes are done; reads go on.
@@ -317,6 +323,23 @@ impl ReadGuard<'_> {
                 return Err(NetError::TooLong(what));
             }
             self.fill().await?;
+        }
+    }
+
+    /// Moves the read buffer out, with the offset where its unconsumed bytes
+    /// start, so they can go to a write without a copy; `restore_vec` gives
+    /// the allocation back afterwards.
+    pub fn take_vec(&mut self) -> (Vec<u8>, usize) {
+        let r = self.reader();
+        let pos = mem::replace(&mut r.pos, 0);
+        (mem::take(&mut r.buf), pos)
+    }
+
+    pub fn restore_vec(&mut self, mut vec: Vec<u8>) {
+        vec.clear();
+        let r = self.reader();
+        if r.buf.is_empty() && r.pending.is_none() {
+            r.buf = vec;
         }
     }
 
