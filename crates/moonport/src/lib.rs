@@ -12,6 +12,8 @@
 //!   kernel for zero-copy writes) and typed decoding. Knows nothing of Lua.
 //! - [`net`]: the networking core (connections with bounded buffered reads,
 //!   the accept loop, error kinds). Knows nothing of Lua.
+//! - [`room`]: pub/sub rooms shared by all workers, with bounded
+//!   per-subscriber queues and slow-consumer policies. Knows nothing of Lua.
 //! - [`proto`]: protocol formats (URLs). Knows nothing of Lua or sockets.
 //! - [`engine`]: worker threads (one compio runtime and one Lua VM each),
 //!   listener sharding across them, what keeps a worker alive, shutdown.
@@ -26,3 +28,4 @@ pub mod lua;
 pub mod net;
 mod platform;
 pub mod proto;
+pub mod room;

@@ -28,3 +28,8 @@ fn url_module() {
 fn relay_module() {
     run_suite("relay_test.lua");
 }
+
+#[test]
+fn room_module() {
+    run_suite("room_test.lua");
+}

@@ -163,6 +163,11 @@ pub struct Chunk {
 }
 
 impl Chunk {
+    /// A buffer viewing these bytes (no copy); it copies them only when written to.
+    pub fn into_buffer(self, max: usize) -> Buffer {
+        Buffer { data: self.data, start: self.start, len: self.len, max: max.max(self.len) }
+    }
+
     pub fn as_slice(&self) -> &[u8] {
         &self.data[self.start..self.start + self.len]
     }

@@ -45,6 +45,8 @@ pub struct Engine {
     pub source: String,
     pub shutdown: Trigger,
     pub ports: ListenRegistry,
+    /// Pub/sub rooms, shared by all workers.
+    pub rooms: crate::room::Rooms,
     /// Start of the process: the zero of `moonport.now()`.
     pub epoch: Instant,
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -100,6 +102,7 @@ pub fn run(config: Config) -> ExitCode {
         source,
         shutdown: Trigger::new(),
         ports: ListenRegistry::default(),
+        rooms: Default::default(),
         epoch: Instant::now(),
         threads: Mutex::new(Vec::new()),
         others_started: AtomicBool::new(false),

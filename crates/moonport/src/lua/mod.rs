@@ -9,6 +9,7 @@ mod args;
 mod buffer;
 mod log;
 mod relay;
+mod room;
 mod task;
 mod tcp;
 mod url;
@@ -79,6 +80,7 @@ fn install(lua: &Lua, ctx: &WorkerCtx) -> mlua::Result<()> {
     moonport.set("url", url::module(lua)?)?;
     task::install(lua, &moonport)?;
     relay::install(lua, &moonport)?;
+    room::install(lua, &moonport)?;
 
     let globals = lua.globals();
     globals.set("moonport", &moonport)?;

@@ -1,0 +1,142 @@
+//! `moonport.room(name)`: pub/sub rooms shared by all workers. `publish`
+//! shares one copy of the bytes with every subscriber; each subscription has
+//! a bounded queue and a policy for when it is full; `attach` feeds a room to
+//! a connection natively.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mlua::{IntoLuaMulti, Lua, MultiValue, UserData, UserDataMethods, UserDataRef, Value};
+
+use super::args::{self, Arg};
+use super::buffer::{Bytes, DEFAULT_MAX};
+use super::worker;
+use crate::buf::Buffer;
+use crate::net::TcpConn;
+use crate::room::{Limits, Policy, Recv, Room, Subscription};
+
+struct RoomHandle(Arc<Room>);
+
+/// Closes its subscription when the script lets go of it.
+struct SubHandle(Arc<Subscription>);
+
+impl Drop for SubHandle {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+pub fn install(lua: &Lua, moonport: &mlua::Table) -> mlua::Result<()> {
+    moonport.set(
+        "room",
+        lua.create_function(|lua, name: Value| {
+            let name = args::bytes(lua, name, Arg::new("room", 1))?.to_string_lossy();
+            Ok(RoomHandle(worker(lua)?.engine.rooms.get(&name)))
+        })?,
+    )
+}
+
+fn subscription_options(lua: &Lua, v: Value, arg: Arg) -> mlua::Result<(Limits, Policy)> {
+    let opts = args::opt_table(lua, v, arg)?;
+    let defaults = Limits::default();
+    let messages = args::integer(lua, args::field(opts.as_ref(), "queue")?, arg.key("queue"), (1, 1 << 24), Some(defaults.messages as i64))?;
+    let bytes = args::integer(lua, args::field(opts.as_ref(), "bytes")?, arg.key("bytes"), (1, i64::MAX), Some(defaults.bytes as i64))?;
+    let policy = match args::opt_bytes(lua, args::field(opts.as_ref(), "policy")?, arg.key("policy"))? {
+        None => Policy::DropOldest,
+        Some(p) => match p.as_bytes().as_ref() {
+            b"drop_oldest" => Policy::DropOldest,
+            b"keep_latest" => Policy::KeepLatest,
+            b"disconnect" => Policy::Disconnect,
+            _ => return Err(arg.key("policy").error(lua, "\"drop_oldest\", \"keep_latest\" or \"disconnect\" expected")),
+        },
+    };
+    Ok((Limits { messages: messages as usize, bytes: bytes as usize }, policy))
+}
+
+impl UserData for RoomHandle {
+    fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
+        m.add_method("name", |_, this, ()| Ok(this.0.name().to_string()));
+        m.add_method("count", |_, this, ()| Ok(this.0.count()));
+        m.add_method("publish", |lua, this, data: Value| {
+            let chunk = match Bytes::from_lua(lua, data, Arg::new("publish", 1))? {
+                Bytes::Buf(chunk) => chunk,
+                // One copy into shared storage; every subscriber then shares it.
+                Bytes::Str(s) => Buffer::from_slice(&s.as_bytes(), usize::MAX).chunk(),
+            };
+            Ok(this.0.publish(chunk))
+        });
+        m.add_method("subscribe", |lua, this, opts: Value| {
+            let (limits, policy) = subscription_options(lua, opts, Arg::new("subscribe", 1))?;
+            Ok(SubHandle(this.0.subscribe(limits, policy)))
+        });
+        m.add_async_method("attach", |lua, this: UserDataRef<Self>, (conn, opts): (Value, Value)| async move {
+            let conn = match conn {
+                Value::UserData(ud) if ud.is::<TcpConn>() => ud,
+                other => {
+                    return Err(Arg::new("attach", 1).error(&lua, format!("conn expected, got {}", other.type_name())));
+                }
+            };
+            let (limits, policy) = subscription_options(&lua, opts, Arg::new("attach", 2))?;
+            let conn: UserDataRef<TcpConn> = conn.borrow()?;
+            let sub = SubHandle(this.0.subscribe(limits, policy));
+            let reason = loop {
+                match sub.0.recv().await {
+                    Recv::Message(msg) => {
+                        if let Err(e) = conn.write_chunk(msg).await {
+                            break e.to_string();
+                        }
+                    }
+                    Recv::Closed => break "closed".to_string(),
+                    Recv::Overflow => {
+                        // Too slow for this room: the policy says let it go.
+                        conn.close();
+                        break "overflow".to_string();
+                    }
+                }
+            };
+            Ok((reason, sub.0.missed()))
+        });
+        m.add_meta_method("__tostring", |_, this, ()| Ok(format!("room({})", this.0.name())));
+    }
+}
+
+/// Waits for the next message, within `timeout` if given.
+async fn next(sub: &Subscription, timeout: Option<Duration>) -> Option<Recv> {
+    match timeout {
+        None => Some(sub.recv().await),
+        Some(d) => compio::time::timeout(d, sub.recv()).await.ok(),
+    }
+}
+
+fn ended(lua: &Lua, r: Option<Recv>) -> mlua::Result<MultiValue> {
+    let err = match r {
+        None => "timeout",
+        Some(Recv::Overflow) => "overflow",
+        _ => "closed",
+    };
+    (Value::Nil, err).into_lua_multi(lua)
+}
+
+impl UserData for SubHandle {
+    fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
+        m.add_async_method("recv", |lua, this: UserDataRef<Self>, timeout: Value| async move {
+            let timeout = args::timeout(&lua, timeout, Arg::new("recv", 1))?.flatten();
+            match next(&this.0, timeout).await {
+                Some(Recv::Message(msg)) => lua.create_string(msg.as_slice())?.into_lua_multi(&lua),
+                other => ended(&lua, other),
+            }
+        });
+        m.add_async_method("recv_buffer", |lua, this: UserDataRef<Self>, timeout: Value| async move {
+            let timeout = args::timeout(&lua, timeout, Arg::new("recv_buffer", 1))?.flatten();
+            match next(&this.0, timeout).await {
+                Some(Recv::Message(msg)) => msg.into_buffer(DEFAULT_MAX).into_lua_multi(&lua),
+                other => ended(&lua, other),
+            }
+        });
+        m.add_method("missed", |_, this, ()| Ok(this.0.missed()));
+        m.add_method("close", |_, this, ()| {
+            this.0.close();
+            Ok(())
+        });
+    }
+}
