@@ -3,9 +3,11 @@
 //! a bounded queue and a policy for when it is full; `attach` feeds a room to
 //! a connection natively.
 
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::{Either, select};
 use mlua::{IntoLuaMulti, Lua, MultiValue, UserData, UserDataMethods, UserDataRef, Value};
 
 use super::args::{self, Arg};
@@ -39,15 +41,29 @@ pub fn install(lua: &Lua, moonport: &mlua::Table) -> mlua::Result<()> {
 fn subscription_options(lua: &Lua, v: Value, arg: Arg) -> mlua::Result<(Limits, Policy)> {
     let opts = args::opt_table(lua, v, arg)?;
     let defaults = Limits::default();
-    let messages = args::integer(lua, args::field(opts.as_ref(), "queue")?, arg.key("queue"), (1, 1 << 24), Some(defaults.messages as i64))?;
-    let bytes = args::integer(lua, args::field(opts.as_ref(), "bytes")?, arg.key("bytes"), (1, i64::MAX), Some(defaults.bytes as i64))?;
+    let messages = args::integer(
+        lua,
+        args::field(opts.as_ref(), "queue")?,
+        arg.key("queue"),
+        (1, 1 << 24),
+        Some(defaults.messages as i64),
+    )?;
+    let bytes = args::integer(
+        lua,
+        args::field(opts.as_ref(), "bytes")?,
+        arg.key("bytes"),
+        (1, i64::MAX),
+        Some(defaults.bytes as i64),
+    )?;
     let policy = match args::opt_bytes(lua, args::field(opts.as_ref(), "policy")?, arg.key("policy"))? {
         None => Policy::DropOldest,
         Some(p) => match p.as_bytes().as_ref() {
             b"drop_oldest" => Policy::DropOldest,
             b"keep_latest" => Policy::KeepLatest,
             b"disconnect" => Policy::Disconnect,
-            _ => return Err(arg.key("policy").error(lua, "\"drop_oldest\", \"keep_latest\" or \"disconnect\" expected")),
+            _ => {
+                return Err(arg.key("policy").error(lua, "\"drop_oldest\", \"keep_latest\" or \"disconnect\" expected"));
+            }
         },
     };
     Ok((Limits { messages: messages as usize, bytes: bytes as usize }, policy))
@@ -82,8 +98,10 @@ impl UserData for RoomHandle {
             let reason = loop {
                 match sub.0.recv().await {
                     Recv::Message(msg) => {
-                        if let Err(e) = conn.write_chunk(msg).await {
-                            break e.to_string();
+                        // A viewer stuck in a write must still meet its policy.
+                        match select(pin!(conn.write_chunk(msg)), pin!(sub.0.ended())).await {
+                            Either::Left((Ok(_), _)) | Either::Right(_) => {}
+                            Either::Left((Err(e), _)) => break e.to_string(),
                         }
                     }
                     Recv::Closed => break "closed".to_string(),

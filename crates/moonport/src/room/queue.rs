@@ -153,6 +153,17 @@ impl Subscription {
         }
     }
 
+    /// Completes once the subscription has ended (closed, or by its policy).
+    pub async fn ended(&self) {
+        while !self.is_closed() {
+            let listener = self.ready.listen();
+            if self.is_closed() {
+                return;
+            }
+            listener.await;
+        }
+    }
+
     /// Waits for the next message or the end of the subscription.
     pub async fn recv(&self) -> Recv {
         loop {
