@@ -212,9 +212,11 @@ T.test("conn:write(buffer) and read_into / read_exact_into over TCP", function()
   local done = false
   local l = assert(moonport.tcp.listen({ host = "127.0.0.1", port = 0 }, function(conn)
     T.eq(conn:read_exact_into(got, 5), 5)
-    local n = assert(conn:read_into(got))
+    -- Bounded reads: the client's "xyz!" may already have arrived (it does
+    -- under Wine), and must be left for the reads below.
+    local n = assert(conn:read_into(got, 4096))
     T.truthy(n >= 1, "read_into returns the count")
-    while #got < 5 + 4096 do assert(conn:read_into(got, 100)) end
+    while #got < 5 + 4096 do assert(conn:read_into(got, math.min(100, 5 + 4096 - #got))) end
     local small = buffer.new(0, 3)
     T.eq(conn:read_exact_into(small, 3), 3)
     local v, err = conn:read_exact_into(small, 1)
