@@ -14,6 +14,8 @@
 //!   the accept loop, error kinds). Knows nothing of Lua.
 //! - [`room`]: pub/sub rooms shared by all workers, with bounded
 //!   per-subscriber queues and slow-consumer policies. Knows nothing of Lua.
+//! - [`sync`]: coordination between the coroutines of one worker
+//!   (channels). Knows nothing of Lua.
 //! - [`proto`]: protocol formats (URLs). Knows nothing of Lua or sockets.
 //! - [`engine`]: worker threads (one compio runtime and one Lua VM each),
 //!   listener sharding across them, what keeps a worker alive, shutdown.
@@ -29,3 +31,4 @@ pub mod net;
 mod platform;
 pub mod proto;
 pub mod room;
+pub mod sync;

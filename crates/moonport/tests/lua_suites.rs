@@ -33,3 +33,8 @@ fn relay_module() {
 fn room_module() {
     run_suite("room_test.lua");
 }
+
+#[test]
+fn channel_select_and_timeout() {
+    run_suite("channel_test.lua");
+}

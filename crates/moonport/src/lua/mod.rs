@@ -7,6 +7,7 @@
 
 mod args;
 mod buffer;
+mod channel;
 mod log;
 mod relay;
 mod room;
@@ -81,6 +82,7 @@ fn install(lua: &Lua, ctx: &WorkerCtx) -> mlua::Result<()> {
     task::install(lua, &moonport)?;
     relay::install(lua, &moonport)?;
     room::install(lua, &moonport)?;
+    channel::install(lua, &moonport)?;
 
     let globals = lua.globals();
     globals.set("moonport", &moonport)?;

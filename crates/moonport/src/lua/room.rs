@@ -20,7 +20,7 @@ use crate::room::{Limits, Policy, Recv, Room, Subscription};
 struct RoomHandle(Arc<Room>);
 
 /// Closes its subscription when the script lets go of it.
-struct SubHandle(Arc<Subscription>);
+pub(super) struct SubHandle(pub(super) Arc<Subscription>);
 
 impl Drop for SubHandle {
     fn drop(&mut self) {
@@ -62,7 +62,9 @@ fn subscription_options(lua: &Lua, v: Value, arg: Arg) -> mlua::Result<(Limits, 
             b"keep_latest" => Policy::KeepLatest,
             b"disconnect" => Policy::Disconnect,
             _ => {
-                return Err(arg.key("policy").error(lua, "\"drop_oldest\", \"keep_latest\" or \"disconnect\" expected"));
+                return Err(arg
+                    .key("policy")
+                    .error(lua, "\"drop_oldest\", \"keep_latest\" or \"disconnect\" expected"));
             }
         },
     };
@@ -126,7 +128,7 @@ async fn next(sub: &Subscription, timeout: Option<Duration>) -> Option<Recv> {
     }
 }
 
-fn ended(lua: &Lua, r: Option<Recv>) -> mlua::Result<MultiValue> {
+pub(super) fn ended(lua: &Lua, r: Option<Recv>) -> mlua::Result<MultiValue> {
     let err = match r {
         None => "timeout",
         Some(Recv::Overflow) => "overflow",

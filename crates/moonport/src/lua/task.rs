@@ -71,6 +71,20 @@ pub fn install(lua: &Lua, moonport: &Table) -> mlua::Result<()> {
             }
         })?,
     )?;
+    moonport.set(
+        "timeout",
+        lua.create_async_function(|lua, (secs, f, rest): (Value, Value, MultiValue)| async move {
+            let d = args::duration(&lua, secs, args::Arg::new("timeout", 1))?;
+            let f = args::function(&lua, f, args::Arg::new("timeout", 2))?;
+            // fn runs in its own coroutine so that, at the deadline, dropping it
+            // cancels whatever it was waiting on.
+            let run = lua.create_thread(f)?.into_async::<MultiValue>(rest)?;
+            match compio::time::timeout(d, run).await {
+                Ok(results) => results,
+                Err(_) => (Value::Nil, "timeout").into_lua_multi(&lua),
+            }
+        })?,
+    )?;
     moonport.set("now", lua.create_function(|lua, ()| Ok(worker(lua)?.engine.epoch.elapsed().as_secs_f64()))?)?;
     moonport.set("worker_id", lua.create_function(|lua, ()| Ok(worker(lua)?.id))?)?;
     moonport.set("workers", lua.create_function(|lua, ()| Ok(worker(lua)?.engine.config.workers))?)?;

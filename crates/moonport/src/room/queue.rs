@@ -153,6 +153,17 @@ impl Subscription {
         }
     }
 
+    /// Completes when a receive would not wait (a message, or the end).
+    pub async fn ready(&self) {
+        loop {
+            let listener = self.ready.listen();
+            if !self.lock().messages.is_empty() || self.is_closed() {
+                return;
+            }
+            listener.await;
+        }
+    }
+
     /// Completes once the subscription has ended (closed, or by its policy).
     pub async fn ended(&self) {
         while !self.is_closed() {

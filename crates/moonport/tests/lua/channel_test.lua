@@ -1,0 +1,66 @@
+-- Lua-side tests of moonport.channel, moonport.select and moonport.timeout.
+local T = require("harness")
+
+T.test("a channel carries values in order and waits while full", function()
+  local ch = moonport.channel(2)
+  local got = {}
+  moonport.spawn(function()
+    for i = 1, 10 do assert(ch:send({ n = i })) end
+    ch:close()
+  end)
+  while true do
+    local v, err = ch:recv()
+    if not v then T.eq(err, "closed"); break end
+    got[#got + 1] = v.n
+    T.truthy(#ch <= 2, "never more than the capacity queued")
+  end
+  T.eq(table.concat(got, ","), "1,2,3,4,5,6,7,8,9,10")
+end)
+
+T.test("try_send, try_recv, recv timeout, closed channels", function()
+  local ch = moonport.channel(1)
+  T.eq(ch:try_send("a"), true)
+  local ok, err = ch:try_send("b")
+  T.eq(ok, nil); T.eq(err, "full")
+  T.eq(ch:try_recv(), "a")
+  T.eq(select(2, ch:try_recv()), "empty")
+  T.eq(select(2, ch:recv(0.02)), "timeout")
+  ch:close()
+  T.truthy(ch:is_closed(), "closed")
+  T.eq(select(2, ch:send("x")), "closed")
+  T.eq(select(2, ch:recv()), "closed")
+  T.raises("nil cannot be sent", function() ch:try_send(nil) end)
+end)
+
+T.test("select returns the first ready case, or times out", function()
+  local a, b = moonport.channel(), moonport.channel()
+  local sub = moonport.room("select-test"):subscribe()
+  moonport.spawn(function() moonport.sleep(0.02); b:send("from b") end)
+  local case, v = moonport.select({ a, b, sub })
+  T.truthy(case == b, "b was ready first"); T.eq(v, "from b")
+  moonport.room("select-test"):publish("news")
+  case, v = moonport.select({ a, b, sub })
+  T.truthy(case == sub, "the subscription"); T.eq(v, "news")
+  local none, err = moonport.select({ a, b }, 0.02)
+  T.eq(none, nil); T.eq(err, "timeout")
+  a:close()
+  local closed_case, value, why = moonport.select({ a, b })
+  T.truthy(closed_case == a, "a closed channel is ready"); T.eq(value, nil); T.eq(why, "closed")
+  sub:close()
+end)
+
+T.test("timeout returns results in time, or nil, 'timeout' and cancels the wait", function()
+  local x, y = moonport.timeout(1, function(p, q) moonport.sleep(0.01); return p + q, "ok" end, 2, 3)
+  T.eq(x, 5); T.eq(y, "ok")
+  local ch = moonport.channel()
+  local t0 = moonport.now()
+  local v, err = moonport.timeout(0.05, function() return ch:recv() end)
+  T.eq(v, nil); T.eq(err, "timeout")
+  T.truthy(moonport.now() - t0 < 1, "did not wait for the channel")
+  -- The cancelled recv took nothing: a later value goes to a later receiver.
+  ch:try_send("kept")
+  T.eq(ch:recv(), "kept")
+  T.raises("inner failure", moonport.timeout, 1, function() error("inner failure") end)
+end)
+
+T.done()
