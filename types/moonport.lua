@@ -59,6 +59,13 @@ function Conn:read_line(max) end
 ---@return string? partial
 function Conn:read_until(delim, max) end
 
+---Copies everything arriving here to other natively, then half-closes other.
+---@param other moonport.Conn
+---@param opts? moonport.RelayOptions
+---@return integer bytes
+---@return string reason
+function Conn:pipe_to(other, opts) end
+
 ---Sends all of data; a buffer is sent without copying.
 ---@param data string|number|moonport.Buffer
 ---@return integer? bytes
@@ -509,6 +516,118 @@ function moonport.url.escape(s) end
 ---@param s string
 ---@return string
 function moonport.url.unescape(s) end
+
+---@class moonport.RelayOptions
+---@field idle_timeout? number seconds without traffic before ending
+---@field max_bytes? integer end after this many bytes in one direction
+
+---Pumps bytes both ways between two connections natively until both end.
+---@param a moonport.Conn
+---@param b moonport.Conn
+---@param opts? moonport.RelayOptions
+---@return integer a_to_b
+---@return integer b_to_a
+---@return string reason "eof", "idle", "limit", "closed", "reset", ...
+function moonport.relay(a, b, opts) end
+
+---@class moonport.SubscribeOptions
+---@field queue? integer messages waiting at most (default 64)
+---@field bytes? integer bytes waiting at most (default 8 MiB)
+---@field policy? "drop_oldest"|"keep_latest"|"disconnect"
+
+---@class moonport.Subscription
+local Subscription = {}
+
+---@param timeout? number
+---@return string? message
+---@return string? err "closed", "overflow", "timeout"
+function Subscription:recv(timeout) end
+
+---@param timeout? number
+---@return moonport.Buffer? message
+---@return string? err
+function Subscription:recv_buffer(timeout) end
+
+---@return integer
+function Subscription:missed() end
+
+function Subscription:close() end
+
+---@class moonport.Room
+local Room = {}
+
+---@param data string|moonport.Buffer
+---@return integer subscribers
+function Room:publish(data) end
+
+---@param opts? moonport.SubscribeOptions
+---@return moonport.Subscription
+function Room:subscribe(opts) end
+
+---Writes the room's messages to conn natively until it fails or is disconnected.
+---@param conn moonport.Conn
+---@param opts? moonport.SubscribeOptions
+---@return string reason
+---@return integer missed
+function Room:attach(conn, opts) end
+
+---@return integer
+function Room:count() end
+
+---@return string
+function Room:name() end
+
+---The room called name, the same on every worker.
+---@param name string
+---@return moonport.Room
+function moonport.room(name) end
+
+---@class moonport.Channel
+---@operator len: integer
+local Channel = {}
+
+---@param v any not nil
+---@return true? ok
+---@return string? err "closed"
+function Channel:send(v) end
+
+---@param timeout? number
+---@return any value
+---@return string? err "closed", "timeout"
+function Channel:recv(timeout) end
+
+---@param v any
+---@return true? ok
+---@return string? err "full", "closed"
+function Channel:try_send(v) end
+
+---@return any value
+---@return string? err "empty", "closed"
+function Channel:try_recv() end
+
+function Channel:close() end
+
+---@return boolean
+function Channel:is_closed() end
+
+---@param capacity? integer default 64
+---@return moonport.Channel
+function moonport.channel(capacity) end
+
+---Waits for the first ready channel or subscription.
+---@param cases (moonport.Channel|moonport.Subscription)[]
+---@param timeout? number
+---@return (moonport.Channel|moonport.Subscription)? case
+---@return any value_or_err
+---@return string? err
+function moonport.select(cases, timeout) end
+
+---Runs fn(...) with a deadline.
+---@param seconds number
+---@param fn function
+---@param ... any
+---@return any ...
+function moonport.timeout(seconds, fn, ...) end
 
 moonport.tcp = {}
 
