@@ -16,8 +16,8 @@ use super::Sharding;
 pub const SHARDING: Sharding = Sharding::HandOff;
 
 pub fn prepare_listener(socket: &socket2::Socket, _shared: bool) -> io::Result<()> {
-    // SO_EXCLUSIVEADDRUSE semantics are the safe default on Windows: never let
-    // another process steal the port, so no SO_REUSEADDR here.
+    // No SO_REUSEADDR: on Windows it does not mean "rebind despite TIME_WAIT"
+    // as on Unix, but "let another socket bind the port this one listens on".
     let _ = socket;
     Ok(())
 }
