@@ -215,7 +215,7 @@ pub fn run(args: EchoArgs) -> Result<ExitCode, String> {
     Ok(if errors.total() > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }
 
-fn seconds(name: &str, v: f64, zero_ok: bool) -> Result<Duration, String> {
+pub(crate) fn seconds(name: &str, v: f64, zero_ok: bool) -> Result<Duration, String> {
     let ok = v.is_finite() && v <= MAX_SECONDS && if zero_ok { v >= 0.0 } else { v > 0.0 };
     if !ok {
         let lo = if zero_ok { "0 <= " } else { "0 < " };
@@ -224,11 +224,11 @@ fn seconds(name: &str, v: f64, zero_ok: bool) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(v))
 }
 
-fn new_histogram() -> Histogram<u64> {
+pub(crate) fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, HIST_MAX_NS, 3).expect("static histogram bounds are valid")
 }
 
-fn driver_name(d: compio::driver::DriverType) -> String {
+pub(crate) fn driver_name(d: compio::driver::DriverType) -> String {
     match d {
         compio::driver::DriverType::IoUring => "io_uring".into(),
         compio::driver::DriverType::Poll => "poll".into(),
@@ -236,7 +236,7 @@ fn driver_name(d: compio::driver::DriverType) -> String {
     }
 }
 
-fn us(ns: u64) -> f64 {
+pub(crate) fn us(ns: u64) -> f64 {
     ns as f64 / 1000.0
 }
 

@@ -1,12 +1,18 @@
 //! `moonport-bench`: benchmarking tools for moonport.
 //!
-//! Two subcommands:
-//! - `echo`: a completion-based (compio/io_uring) ping-pong load generator
-//!   that only ever targets loopback addresses;
+//! Subcommands (load generators only ever target loopback addresses):
+//! - `echo`: a completion-based (compio/io_uring) ping-pong load generator;
 //! - `serve-compio`: a plain Rust echo server on compio, the native baseline
-//!   that the Lua-scripted moonport engine is compared against.
+//!   that the Lua-scripted moonport engine is compared against;
+//! - `fanout`: one publisher and N viewers through a broadcast server
+//!   (`examples/broadcast.lua`'s protocol): delivered messages/s, MB/s, lag,
+//!   gaps;
+//! - `relay`: stream throughput through a TCP relay into the tool's own sink;
+//! - `serve-relay-compio`: a plain Rust compio relay, the native baseline.
 
 mod echo;
+mod fanout;
+mod relay;
 mod serve;
 mod target;
 
@@ -27,6 +33,12 @@ enum Command {
     Echo(echo::EchoArgs),
     /// Native compio echo server (thread-per-core, SO_REUSEPORT sharding).
     ServeCompio(serve::ServeArgs),
+    /// One publisher, N viewers through a loopback broadcast server.
+    Fanout(fanout::FanoutArgs),
+    /// Stream throughput through a loopback TCP relay into this tool's sink.
+    Relay(relay::RelayArgs),
+    /// Native compio TCP relay (thread-per-core, SO_REUSEPORT sharding).
+    ServeRelayCompio(relay::ServeRelayArgs),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +46,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Echo(args) => echo::run(args),
         Command::ServeCompio(args) => serve::run(args),
+        Command::Fanout(args) => fanout::run(args),
+        Command::Relay(args) => relay::run(args),
+        Command::ServeRelayCompio(args) => relay::serve(args),
     };
     match result {
         Ok(code) => code,

@@ -77,7 +77,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
 }
 
 /// Creates a non-blocking listener with `SO_REUSEADDR` + `SO_REUSEPORT`.
-fn bind_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+pub(crate) fn bind_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     #[cfg(unix)]
