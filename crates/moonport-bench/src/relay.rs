@@ -33,6 +33,7 @@ use compio::BufResult;
 use compio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use compio::net::{TcpListener, TcpStream};
 use futures_util::future::{Either, select};
+use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::echo::{driver_name, seconds};
 
@@ -45,6 +46,10 @@ const GRACE: Duration = Duration::from_secs(5);
 const MAX_CHUNK: usize = 16 * 1024 * 1024;
 /// The sink's read size.
 const SINK_BUF: usize = 256 * 1024;
+/// The sink's listen backlog.
+const SINK_BACKLOG: i32 = 1024;
+/// How long to wait for the sink port to be free (see [`bind_sink`]).
+const SINK_BIND_WAIT: Duration = Duration::from_secs(5);
 /// How many error messages are kept to show the user.
 const MAX_ERROR_SAMPLES: usize = 5;
 
@@ -69,8 +74,8 @@ pub struct RelayArgs {
     /// Warm-up in seconds: bytes flow but are not counted.
     #[arg(long, default_value_t = 1.0)]
     warmup: f64,
-    /// Threads, each with its own runtime, its share of the clients and a
-    /// shard of the sink (default: number of cores).
+    /// Threads, each with its own runtime and its share of the clients; the
+    /// first one also runs the sink (default: number of cores).
     #[arg(long)]
     threads: Option<usize>,
     /// Print one JSON line with the results instead of the text report.
@@ -155,12 +160,7 @@ pub fn run(args: RelayArgs) -> Result<ExitCode, String> {
     let warmup = seconds("--warmup", args.warmup, true)?;
     let threads = args.threads.unwrap_or_else(crate::default_threads).max(1);
 
-    let mut listeners = Vec::with_capacity(threads);
-    for _ in 0..threads {
-        let l =
-            crate::serve::bind_listener(sink).map_err(|e| format!("cannot listen on the sink address {sink}: {e}"))?;
-        listeners.push(l);
-    }
+    let mut sink_listener = Some(bind_sink(sink)?);
     let shared = Arc::new(Shared {
         received: AtomicU64::new(0),
         sent: AtomicU64::new(0),
@@ -173,8 +173,9 @@ pub fn run(args: RelayArgs) -> Result<ExitCode, String> {
     let plan = Plan { addr, chunk: args.chunk, warmup, duration };
 
     let mut handles = Vec::with_capacity(threads);
-    for (t, listener) in listeners.into_iter().enumerate() {
+    for t in 0..threads {
         let ids: Vec<usize> = (t..args.conns).step_by(threads).collect();
+        let listener = sink_listener.take();
         let shared = Arc::clone(&shared);
         let handle = std::thread::Builder::new()
             .name(format!("relay-{t}"))
@@ -247,20 +248,50 @@ pub fn run(args: RelayArgs) -> Result<ExitCode, String> {
     Ok(if e.total() > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }
 
+/// Binds the sink: one listener, and deliberately without `SO_REUSEPORT`.
+/// A previous run's listener can outlive its process for a moment (io_uring
+/// releases the files of cancelled operations asynchronously after exit);
+/// with `SO_REUSEPORT` this run would share the port with it, and the relay's
+/// upstream connections that the kernel hands to the dying listener would be
+/// reset. Without it, the bind waits until the old listener is gone.
+fn bind_sink(addr: SocketAddr) -> Result<std::net::TcpListener, String> {
+    let bind = || -> io::Result<std::net::TcpListener> {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_reuse_address(true)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(SINK_BACKLOG)?;
+        Ok(socket.into())
+    };
+    let deadline = Instant::now() + SINK_BIND_WAIT;
+    loop {
+        match bind() {
+            Ok(l) => return Ok(l),
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(format!("cannot listen on the sink address {addr}: {e}")),
+        }
+    }
+}
+
+/// One load thread: its share of the clients and, on the first thread, the
+/// sink (all upstream connections are read there).
 fn load_thread(
     plan: Plan,
     ids: Vec<usize>,
-    listener: std::net::TcpListener,
+    listener: Option<std::net::TcpListener>,
     shared: &Arc<Shared>,
 ) -> Result<compio::driver::DriverType, String> {
     let rt = compio::runtime::Runtime::new();
     let clients = match &rt {
         Ok(rt) => rt.block_on(async {
-            match TcpListener::from_std(listener) {
-                Ok(l) => {
+            match listener.map(TcpListener::from_std) {
+                None => {}
+                Some(Ok(l)) => {
                     compio::runtime::spawn(sink_accept(l, Arc::clone(shared))).detach();
                 }
-                Err(e) => {
+                Some(Err(e)) => {
                     Errors::bump(&shared.errors.io);
                     shared.note(format!("cannot register the sink listener with compio: {e}"));
                 }
