@@ -22,8 +22,9 @@ pub fn spawn(
     done: impl FnOnce(Option<String>) + 'static,
 ) -> mlua::Result<()> {
     let runner: Function = lua.named_registry_value(RUNNER)?;
-    let thread = lua.create_thread(runner)?;
-    let finished = thread.into_async::<(bool, Value)>((f, args))?;
+    // A recycled coroutine, terminated (its pending operations dropped) if
+    // the task is dropped before it ends.
+    let finished = runner.call_async::<(bool, Value)>((f, args));
     let hold = worker(lua)?.activity.hold();
     compio::runtime::spawn(async move {
         let error = match finished.await {
@@ -78,7 +79,9 @@ pub fn install(lua: &Lua, moonport: &Table) -> mlua::Result<()> {
             let f = args::function(&lua, f, args::Arg::new("timeout", 2))?;
             // fn runs in its own coroutine so that, at the deadline, dropping it
             // cancels whatever it was waiting on.
-            let run = lua.create_thread(f)?.into_async::<MultiValue>(rest)?;
+            // (call_async terminates the coroutine when dropped, so its pending
+            // operations are dropped too and a parked socket read is released.)
+            let run = f.call_async::<MultiValue>(rest);
             match compio::time::timeout(d, run).await {
                 Ok(results) => results,
                 Err(_) => (Value::Nil, "timeout").into_lua_multi(&lua),

@@ -2,9 +2,10 @@
 //! timeouts: the core behind the Lua `conn` object.
 //!
 //! compio takes buffers by value, so the read buffer travels into each read
-//! operation and comes back with the new bytes appended. A read that times out
-//! is not cancelled: it stays parked in the connection and the next read picks
-//! up its result, so a timeout never loses bytes that were already received.
+//! operation and comes back with the new bytes appended. A read whose caller
+//! stops waiting (a timeout, `moonport.timeout`, `select`) is not cancelled: it
+//! stays parked in the connection and the next read picks up its result, so
+//! giving up on a read never loses bytes that were already received.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -37,7 +38,9 @@ struct Reader {
     /// Bytes `pos..len` are unconsumed; the spare capacity receives the next read.
     buf: Vec<u8>,
     pos: usize,
-    /// A read still in flight after a timeout; it owns `buf` until it completes.
+    /// The read in flight, parked here so that a caller giving up on it
+    /// (a timeout, a cancelled coroutine) loses nothing; it owns `buf` until
+    /// it completes.
     pending: Option<PendingRead>,
     eof: bool,
 }
@@ -233,35 +236,26 @@ impl ReadGuard<'_> {
     }
 
     /// Receives more bytes into the buffer: `Closed` at end of stream.
+    ///
+    /// The read operation lives in the reader, not in this future: if the
+    /// caller stops waiting (a timeout, `moonport.timeout`, `select`, a
+    /// cancelled coroutine), the operation stays parked and the next read
+    /// collects its bytes, so giving up on a read never loses data.
     async fn fill(&mut self) -> Result<(), NetError> {
         let chunk = self.conn.read_chunk;
         let deadline = self.deadline;
         let mut stream = self.stream.clone();
         let r = self.reader();
-        let BufResult(res, buf) = match (r.pending.take(), deadline) {
-            // No deadline: nothing can abandon the read, so it needs no parking spot.
-            (None, None) => {
-                let buf = r.take_for_read(chunk)?;
-                stream.append(buf).await
-            }
-            (pending, Some(at)) => {
-                let mut pending = match pending {
-                    Some(pending) => pending,
-                    None => {
-                        let buf = r.take_for_read(chunk)?;
-                        Box::pin(async move { stream.append(buf).await }) as PendingRead
-                    }
-                };
-                match compio::time::timeout_at(at, &mut pending).await {
-                    Ok(done) => done,
-                    Err(_) => {
-                        r.pending = Some(pending);
-                        return Err(NetError::Timeout);
-                    }
-                }
-            }
-            (Some(pending), None) => pending.await,
+        if r.pending.is_none() {
+            let buf = r.take_for_read(chunk)?;
+            r.pending = Some(Box::pin(async move { stream.append(buf).await }));
+        }
+        let Some(pending) = r.pending.as_mut() else { unreachable!("a read was just parked") };
+        let BufResult(res, buf) = match deadline {
+            None => pending.await,
+            Some(at) => compio::time::timeout_at(at, pending).await.map_err(|_| NetError::Timeout)?,
         };
+        r.pending = None;
         r.buf = buf;
         match res {
             Ok(0) => {

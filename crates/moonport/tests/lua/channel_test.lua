@@ -63,4 +63,21 @@ T.test("timeout returns results in time, or nil, 'timeout' and cancels the wait"
   T.raises("inner failure", moonport.timeout, 1, function() error("inner failure") end)
 end)
 
+T.test("a socket read abandoned by timeout loses no bytes", function()
+  local server_side
+  local l = assert(moonport.tcp.listen({ host = "127.0.0.1", port = 0 }, function(conn)
+    server_side = conn
+    while server_side do moonport.sleep(0.01) end
+  end))
+  local c = assert(moonport.tcp.connect("127.0.0.1", l:port()))
+  while not server_side do moonport.sleep(0.001) end
+  local v, err = moonport.timeout(0.05, function() return c:read() end)
+  T.eq(v, nil); T.eq(err, "timeout")
+  server_side:write("arrived later")
+  T.eq(c:read_exact(13), "arrived later")
+  server_side = nil
+  c:close()
+  l:close()
+end)
+
 T.done()
