@@ -25,7 +25,8 @@
 --
 -- MB/s counts wire bytes (headers + payloads) from the first pack to the last
 -- decoded tile; sender and receiver share one core (one worker), so it is the
--- whole pipeline's cost per byte. Runs alternate the variants' order every
+-- whole pipeline's cost per byte. MB/cpu-s divides by the process's CPU time
+-- (os.clock) instead: steadier when other programs compete for the cores. Runs alternate the variants' order every
 -- round (A B, B A, ...). `string` needs Lua 5.3+ (string.pack): under
 -- LuaJIT only `buffer` runs.
 --
@@ -223,7 +224,7 @@ local done -- { count, bytes, check, t_end } from the handler
 local listener = assert(moonport.tcp.listen({ host = "127.0.0.1", port = 0, read_buffer = READ_MAX }, function(conn)
   local variant = conn:read_exact(1) == "b" and "buffer" or "string"
   local ok, count, bytes, check = pcall(recv[variant], conn)
-  done = { ok, count, bytes, check, moonport.now() }
+  done = { ok, count, bytes, check, moonport.now(), os.clock() }
 end))
 
 local function run(variant, w)
@@ -232,17 +233,17 @@ local function run(variant, w)
   done = nil
   local conn = assert(moonport.tcp.connect("127.0.0.1", listener:port()))
   conn:write(variant == "buffer" and "b" or "s")
-  local t0 = moonport.now()
+  local t0, c0 = moonport.now(), os.clock()
   send[variant](conn, w)
   while not done do moonport.sleep(0.001) end
   conn:close()
-  local ok, count, bytes, check, t1 = done[1], done[2], done[3], done[4], done[5]
+  local ok, count, bytes, check, t1, c1 = done[1], done[2], done[3], done[4], done[5], done[6]
   if not ok then error("bench/tiles: " .. variant .. " receiver failed: " .. tostring(count), 0) end
   if count ~= w.tiles or check ~= w.check then
     error(string.format("bench/tiles: %s: got %d tiles, check %d; want %d, %d", variant, count, check, w.tiles, w.check), 0)
   end
   local secs = t1 - t0
-  return w.wire / 1e6 / secs, w.tiles / secs
+  return w.wire / 1e6 / secs, w.tiles / secs, w.wire / 1e6 / (c1 - c0)
 end
 
 local function median(t)
@@ -257,12 +258,12 @@ end
 print(string.format("vm: %s", VM))
 print(string.format("tiles: %s px edges, %d MB per run, %d round(s), batch %d B, buffer payloads as %s",
   table.concat(SIZES, "/"), MB, ROUNDS, BATCH, SLICE and "slices" or "strings"))
-print(string.format("%-6s %-5s %-7s %10s %12s", "edge", "round", "variant", "MB/s", "tiles/s"))
+print(string.format("%-6s %-5s %-7s %10s %12s %12s", "edge", "round", "variant", "MB/s", "tiles/s", "MB/cpu-s"))
 local summary = {}
 for _, edge in ipairs(SIZES) do
   local w = workload(edge)
-  local rates = {}
-  for _, v in ipairs(VARIANTS) do rates[v] = {} end
+  local rates, cpu = {}, {}
+  for _, v in ipairs(VARIANTS) do rates[v], cpu[v] = {}, {} end
   for round = 1, ROUNDS do
     local order = {}
     for i, v in ipairs(VARIANTS) do order[i] = v end
@@ -273,12 +274,13 @@ for _, edge in ipairs(SIZES) do
       end
     end
     for _, v in ipairs(order) do
-      local mbps, tps = run(v, w)
+      local mbps, tps, cpus = run(v, w)
       rates[v][#rates[v] + 1] = mbps
-      print(string.format("%-6d %-5d %-7s %10.1f %12.0f", edge, round, v, mbps, tps))
+      cpu[v][#cpu[v] + 1] = cpus
+      print(string.format("%-6d %-5d %-7s %10.1f %12.0f %12.1f", edge, round, v, mbps, tps, cpus))
     end
   end
-  summary[#summary + 1] = { edge = edge, rates = rates }
+  summary[#summary + 1] = { edge = edge, rates = rates, cpu = cpu }
 end
 
 print()
@@ -289,6 +291,14 @@ for _, s in ipairs(summary) do
   end
   if s.rates.buffer and s.rates.string then
     line = line .. string.format("  ratio buffer/string %.2f", median(s.rates.buffer) / median(s.rates.string))
+  end
+  print(line)
+  line = string.format("cpu    edge %-4d", s.edge)
+  for _, v in ipairs(VARIANTS) do
+    line = line .. string.format("  %s %.1f MB/cpu-s", v, median(s.cpu[v]))
+  end
+  if s.cpu.buffer and s.cpu.string then
+    line = line .. string.format("  ratio buffer/string %.2f", median(s.cpu.buffer) / median(s.cpu.string))
   end
   print(line)
 end
