@@ -31,7 +31,9 @@ impl<'a> Cursor<'a> {
     }
 
     pub fn take(&mut self, n: usize) -> Result<&'a [u8], Short> {
-        if self.remaining() < n {
+        // The position can lie past the end when the bytes shrank under a
+        // reader (e.g. its buffer was cleared): then even 0 bytes are short.
+        if self.pos > self.bytes.len() || self.remaining() < n {
             return Err(Short);
         }
         let out = &self.bytes[self.pos..self.pos + n];
@@ -72,7 +74,8 @@ impl<'a> Cursor<'a> {
             let payload = u64::from(byte & 0x7f);
             let shift = 7 * i as u32;
             let overflow = shift == 63 && if signed { payload != 0 && payload != 0x7f } else { payload > 1 };
-            if i >= 10 || overflow {
+            // Ten bytes hold 64 bits: a tenth that asks for more can never be valid.
+            if i >= 10 || overflow || (i == 9 && byte & 0x80 != 0) {
                 return Err(None);
             }
             value |= payload << shift;
@@ -98,6 +101,9 @@ mod tests {
         assert_eq!(c.take(1), Ok(&b"c"[..]));
         assert_eq!(c.take(0), Ok(&b""[..]));
         assert_eq!(c.take(1), Err(Short));
+        // Found by fuzzing: a position past the end (the bytes shrank).
+        assert_eq!(Cursor::new(&[], 1).take(0), Err(Short));
+        assert_eq!(Cursor::new(&[], 1).array::<0>(), Err(Short));
     }
 
     #[test]
@@ -111,6 +117,8 @@ mod tests {
         assert_eq!(Cursor::new(&[0xc0, 0xbb, 0x78], 0).svarint(), Ok(-123456));
         assert_eq!(Cursor::new(&[0xe5, 0x8e], 0).uvarint(), Err(Some(Short)));
         assert_eq!(Cursor::new(&[0xff; 11], 0).uvarint(), Err(None));
+        // Ten continuation bytes are already malformed; no 11th byte is needed to know.
+        assert_eq!(Cursor::new(&[0xff; 10], 0).uvarint(), Err(None));
     }
 
     #[test]

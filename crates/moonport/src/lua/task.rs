@@ -3,6 +3,9 @@
 //! (main chunk, connection handlers, tasks) goes through.
 
 use std::future::poll_fn;
+use std::panic::AssertUnwindSafe;
+
+use futures_util::FutureExt;
 use std::task::Poll;
 
 use mlua::{Function, IntoLuaMulti, Lua, MultiValue, Table, Value};
@@ -27,16 +30,27 @@ pub fn spawn(
     let finished = runner.call_async::<(bool, Value)>((f, args));
     let hold = worker(lua)?.activity.hold();
     compio::runtime::spawn(async move {
-        let error = match finished.await {
-            Ok((true, _)) => None,
-            Ok((false, err)) => Some(err.to_string().unwrap_or_else(|e| e.to_string())),
-            Err(e) => Some(e.to_string()),
+        // A panic in a binding must not silently swallow the task: report it
+        // as the task's failure (the main chunk's then fails the process).
+        let error = match AssertUnwindSafe(finished).catch_unwind().await {
+            Ok(Ok((true, _))) => None,
+            Ok(Ok((false, err))) => Some(err.to_string().unwrap_or_else(|e| e.to_string())),
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(panic) => Some(format!("internal error: {}", panic_message(&panic))),
         };
         done(error);
         drop(hold);
     })
     .detach();
     Ok(())
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("panic")
 }
 
 pub fn install(lua: &Lua, moonport: &Table) -> mlua::Result<()> {

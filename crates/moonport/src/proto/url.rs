@@ -68,6 +68,11 @@ pub fn build(p: &Parts) -> Result<String, String> {
         if p.host.is_some() && !path.is_empty() && !path.starts_with('/') {
             s.push('/');
         }
+        // Without a host, a path starting "//" would read back as one: the
+        // URL Standard's "/." prefix keeps it a path.
+        if p.host.is_none() && path.starts_with("//") {
+            s.push_str("/.");
+        }
         s.push_str(path);
     }
     if let Some(query) = &p.query {
@@ -138,5 +143,11 @@ mod tests {
         assert_eq!(p.port, Some(443));
         assert_eq!(build(&p).unwrap(), "https://u:p@example.com/a?b#c");
         assert_eq!(parse("nope").unwrap_err(), "relative URL without a base");
+        // Found by fuzzing: a hostless "//" path must not turn into a host.
+        for s in ["a:/.//f", "a:////"] {
+            let once = build(&parse(s).unwrap()).unwrap();
+            assert_eq!(parse(&once).unwrap().host, None, "{s} -> {once}");
+            assert_eq!(build(&parse(&once).unwrap()).unwrap(), once);
+        }
     }
 }
