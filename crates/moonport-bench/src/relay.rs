@@ -558,21 +558,7 @@ pub fn serve(args: ServeRelayArgs) -> Result<ExitCode, String> {
         "serve-relay-compio: {threads} thread(s), SO_REUSEPORT sharding, {} B buffers, upstream {upstream}",
         args.buf
     );
-    let mut failed = false;
-    for handle in handles {
-        match handle.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                eprintln!("serve-relay-compio: thread failed: {e}");
-                failed = true;
-            }
-            Err(_) => {
-                eprintln!("serve-relay-compio: thread panicked");
-                failed = true;
-            }
-        }
-    }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(crate::serve::join_threads("serve-relay-compio", handles))
 }
 
 fn relay_thread(listener: std::net::TcpListener, upstream: SocketAddr, buf: usize) -> Result<(), String> {

@@ -59,21 +59,26 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
     let _ = io::stdout().flush();
     eprintln!("serve-compio: {threads} thread(s), SO_REUSEPORT sharding, 64 KiB buffers");
 
+    Ok(join_threads("serve-compio", handles))
+}
+
+/// Waits for a server's threads; failure if any thread failed or panicked.
+pub(crate) fn join_threads(name: &str, handles: Vec<std::thread::JoinHandle<Result<(), String>>>) -> ExitCode {
     let mut failed = false;
     for handle in handles {
         match handle.join() {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
-                eprintln!("serve-compio: thread failed: {e}");
+                eprintln!("{name}: thread failed: {e}");
                 failed = true;
             }
             Err(_) => {
-                eprintln!("serve-compio: thread panicked");
+                eprintln!("{name}: thread panicked");
                 failed = true;
             }
         }
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }
 
 /// Creates a non-blocking listener with `SO_REUSEADDR` + `SO_REUSEPORT`.
