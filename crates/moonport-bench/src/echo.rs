@@ -19,6 +19,7 @@ use std::rc::Rc;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+use crate::connect::connect_all;
 use clap::Args;
 use compio::BufResult;
 use compio::buf::{IntoInner, IoBuf};
@@ -26,8 +27,6 @@ use compio::io::{AsyncReadExt, AsyncWriteExt};
 use compio::net::TcpStream;
 use hdrhistogram::Histogram;
 
-/// How long one connection attempt may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long after the end of the run a connection may still be stuck in a
 /// round trip before it is abandoned and counted as timed out.
 const GRACE: Duration = Duration::from_secs(2);
@@ -250,7 +249,10 @@ fn load_thread(plan: Plan, ids: Vec<usize>, barrier: Arc<Barrier>) -> Result<Thr
     });
     let rt = compio::runtime::Runtime::new();
     let streams = match &rt {
-        Ok(rt) => rt.block_on(connect_all(plan.addr, &ids, &shared)),
+        Ok(rt) => rt.block_on(connect_all(plan.addr, &ids, "conn", true, |failure| {
+            shared.errors.borrow_mut().connect += 1;
+            shared.note(failure);
+        })),
         Err(_) => Vec::new(),
     };
     // Always reach the barrier, even on failure, so no thread waits forever.
@@ -291,38 +293,6 @@ fn load_thread(plan: Plan, ids: Vec<usize>, barrier: Arc<Barrier>) -> Result<Thr
         errors: shared.errors.into_inner(),
         samples: shared.samples.into_inner(),
     })
-}
-
-/// Opens this thread's connections concurrently; failures are counted.
-async fn connect_all(addr: SocketAddr, ids: &[usize], shared: &Rc<Shared>) -> Vec<(usize, TcpStream)> {
-    let tasks: Vec<_> = ids
-        .iter()
-        .map(|&id| {
-            compio::runtime::spawn(async move {
-                let r = compio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await;
-                (id, r)
-            })
-        })
-        .collect();
-    let mut streams = Vec::with_capacity(ids.len());
-    for task in tasks {
-        let failure = match task.await {
-            Ok((id, Ok(Ok(stream)))) => {
-                // Ping-pong of small messages: never wait on Nagle.
-                let _ = stream.set_nodelay(true);
-                streams.push((id, stream));
-                continue;
-            }
-            Ok((id, Ok(Err(e)))) => format!("conn {id}: connect to {addr} failed: {e}"),
-            Ok((id, Err(_))) => {
-                format!("conn {id}: connect to {addr} timed out after {CONNECT_TIMEOUT:?}")
-            }
-            Err(_) => "a connect task panicked".to_string(),
-        };
-        shared.errors.borrow_mut().connect += 1;
-        shared.note(failure);
-    }
-    streams
 }
 
 /// Fills the payload with a per-connection pattern.

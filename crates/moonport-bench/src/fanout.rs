@@ -33,6 +33,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::connect::{CONNECT_TIMEOUT, connect_all};
 use clap::Args;
 use compio::BufResult;
 use compio::buf::{IntoInner, IoBuf};
@@ -42,8 +43,6 @@ use hdrhistogram::Histogram;
 
 use crate::echo::{driver_name, new_histogram, seconds, us};
 
-/// How long one connection attempt may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest payload accepted (the broadcast example refuses frames > 16 MiB).
 const MAX_SIZE: usize = 16 * 1024 * 1024;
 /// Smallest payload: sequence number, timestamp and run tag.
@@ -374,7 +373,10 @@ fn viewer_thread(plan: Plan, ids: Vec<usize>, sync: &Sync) -> Result<ViewerResul
     let shared = Rc::new(Shared::new());
     let rt = compio::runtime::Runtime::new();
     let streams = match &rt {
-        Ok(rt) => rt.block_on(connect_all(plan.viewer_addr, &ids, &shared)),
+        Ok(rt) => rt.block_on(connect_all(plan.viewer_addr, &ids, "viewer", false, |failure| {
+            shared.errors.borrow_mut().connect += 1;
+            shared.note(failure);
+        })),
         Err(_) => Vec::new(),
     };
     sync.viewers.fetch_add(streams.len(), Ordering::SeqCst);
@@ -417,33 +419,6 @@ fn viewer_thread(plan: Plan, ids: Vec<usize>, sync: &Sync) -> Result<ViewerResul
         errors: shared.errors.into_inner(),
         samples: shared.samples.into_inner(),
     })
-}
-
-/// Opens this thread's viewer connections concurrently; failures are counted.
-async fn connect_all(addr: SocketAddr, ids: &[usize], shared: &Rc<Shared>) -> Vec<(usize, TcpStream)> {
-    let tasks: Vec<_> = ids
-        .iter()
-        .map(|&id| {
-            compio::runtime::spawn(async move {
-                (id, compio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await)
-            })
-        })
-        .collect();
-    let mut streams = Vec::with_capacity(ids.len());
-    for task in tasks {
-        let failure = match task.await {
-            Ok((id, Ok(Ok(stream)))) => {
-                streams.push((id, stream));
-                continue;
-            }
-            Ok((id, Ok(Err(e)))) => format!("viewer {id}: connect to {addr} failed: {e}"),
-            Ok((id, Err(_))) => format!("viewer {id}: connect to {addr} timed out after {CONNECT_TIMEOUT:?}"),
-            Err(_) => "a connect task panicked".to_string(),
-        };
-        shared.errors.borrow_mut().connect += 1;
-        shared.note(failure);
-    }
-    streams
 }
 
 /// A complete frame as a viewer saw it (only the parts that matter).

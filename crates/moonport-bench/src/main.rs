@@ -10,6 +10,7 @@
 //! - `relay`: stream throughput through a TCP relay into the tool's own sink;
 //! - `serve-relay-compio`: a plain Rust compio relay, the native baseline.
 
+mod connect;
 mod echo;
 mod fanout;
 mod relay;

@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::connect::{CONNECT_TIMEOUT, connect_all};
 use clap::Args;
 use compio::BufResult;
 use compio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -37,8 +38,6 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::echo::{driver_name, seconds};
 
-/// How long one connection attempt may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// After the end of the run: how long the clients' writes may still be stuck,
 /// and then how long the sink may wait for every end of stream.
 const GRACE: Duration = Duration::from_secs(5);
@@ -296,7 +295,11 @@ fn load_thread(
                     shared.note(format!("cannot register the sink listener with compio: {e}"));
                 }
             }
-            connect_all(plan.addr, &ids, shared).await
+            connect_all(plan.addr, &ids, "conn", false, |failure| {
+                Errors::bump(&shared.errors.connect);
+                shared.note(failure);
+            })
+            .await
         }),
         Err(_) => Vec::new(),
     };
@@ -345,32 +348,6 @@ fn load_thread(
     });
     drop(clients);
     Ok(rt.driver_type())
-}
-
-async fn connect_all(addr: SocketAddr, ids: &[usize], shared: &Shared) -> Vec<(usize, TcpStream)> {
-    let tasks: Vec<_> = ids
-        .iter()
-        .map(|&id| {
-            compio::runtime::spawn(async move {
-                (id, compio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await)
-            })
-        })
-        .collect();
-    let mut streams = Vec::with_capacity(ids.len());
-    for task in tasks {
-        let failure = match task.await {
-            Ok((id, Ok(Ok(stream)))) => {
-                streams.push((id, stream));
-                continue;
-            }
-            Ok((id, Ok(Err(e)))) => format!("conn {id}: connect to {addr} failed: {e}"),
-            Ok((id, Err(_))) => format!("conn {id}: connect to {addr} timed out after {CONNECT_TIMEOUT:?}"),
-            Err(_) => "a connect task panicked".to_string(),
-        };
-        Errors::bump(&shared.errors.connect);
-        shared.note(failure);
-    }
-    streams
 }
 
 /// One client: write chunks until `end`, then half-close.
