@@ -12,6 +12,8 @@
 //!   kernel for zero-copy writes) and typed decoding. Knows nothing of Lua.
 //! - [`net`]: the networking core (connections with bounded buffered reads,
 //!   the accept loop, error kinds). Knows nothing of Lua.
+//! - [`dns`]: asynchronous name resolution over the worker's own sockets
+//!   (hosts file, resolv.conf, a per-worker cache). Knows nothing of Lua.
 //! - [`room`]: pub/sub rooms shared by all workers, with bounded
 //!   per-subscriber queues and slow-consumer policies. Knows nothing of Lua.
 //! - [`sync`]: coordination between the coroutines of one worker
@@ -25,6 +27,7 @@
 //! `main.rs` is the command line: `moonport run app.lua`.
 
 pub mod buf;
+pub mod dns;
 pub mod engine;
 pub mod lua;
 pub mod net;

@@ -8,11 +8,15 @@
 mod args;
 mod buffer;
 mod channel;
+mod dns;
 mod log;
+mod net;
 mod relay;
 mod room;
+mod socket;
 mod task;
 mod tcp;
+mod udp;
 mod url;
 
 use std::rc::Rc;
@@ -35,6 +39,7 @@ impl Vm {
         // `debug`, which scripts are meant to use; we run only the user's own script.
         let lua = unsafe { Lua::unsafe_new() };
         lua.set_app_data(ctx.clone());
+        lua.set_app_data(Rc::new(crate::dns::Resolver::new()));
         install(&lua, &ctx).map_err(|e| format!("cannot set up the Lua state: {e}"))?;
         Ok(Self { lua, ctx })
     }
@@ -79,6 +84,10 @@ fn install(lua: &Lua, ctx: &WorkerCtx) -> mlua::Result<()> {
     moonport.set("log", log::module(lua)?)?;
     moonport.set("buffer", buffer::module(lua)?)?;
     moonport.set("url", url::module(lua)?)?;
+    moonport.set("net", net::module(lua)?)?;
+    moonport.set("udp", udp::module(lua)?)?;
+    moonport.set("dns", dns::module(lua)?)?;
+    socket::install(lua, &moonport)?;
     task::install(lua, &moonport)?;
     relay::install(lua, &moonport)?;
     room::install(lua, &moonport)?;

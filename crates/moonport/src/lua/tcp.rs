@@ -22,11 +22,11 @@ use crate::net::{self, NetError, ReadGuard, TcpConn, Timeouts};
 use crate::platform::ListenOptions;
 
 /// Bytes one read asks the kernel for, per connection (`read_buffer` option).
-const DEFAULT_READ_BUFFER: i64 = 16 * 1024;
+pub(super) const DEFAULT_READ_BUFFER: i64 = 16 * 1024;
 const MAX_READ_BUFFER: i64 = 16 * 1024 * 1024;
 /// Longest line `read_line` / `read_until` accept unless told otherwise.
 const DEFAULT_MAX_LINE: i64 = 64 * 1024;
-const DEFAULT_READ_MAX: i64 = 64 * 1024;
+pub(super) const DEFAULT_READ_MAX: i64 = 64 * 1024;
 const DEFAULT_BACKLOG: i64 = 1024;
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -146,26 +146,39 @@ fn close_userdata(ud: &AnyUserData) {
     }
 }
 
+/// `connect(host, port [, opts])` or `connect(endpoint [, opts])`: tries each
+/// address a name resolves to, in order, within the timeout.
 async fn connect(lua: Lua, (host, port, opts): (Value, Value, Value)) -> mlua::Result<MultiValue> {
     let func = "connect";
-    let host = args::bytes(&lua, host, Arg::new(func, 1))?.to_string_lossy();
-    let port = args::integer(&lua, port, Arg::new(func, 2), (1, 65535), None)? as u16;
-    let arg = Arg::new(func, 3);
+    // An endpoint or "ip:port" takes one argument, and the options follow it.
+    let port_or_opts = if let Value::Table(_) = port { Value::Nil } else { port.clone() };
+    let (target, taken) = super::net::target(&lua, host, port_or_opts, func, 1)?;
+    let opts = if taken == 1 { port } else { opts };
+    let arg = Arg::new(func, taken + 1);
     let opts = args::opt_table(&lua, opts, arg)?;
     let timeout = match args::timeout(&lua, args::field(opts.as_ref(), "timeout")?, arg.key("timeout"))? {
         None => Some(DEFAULT_CONNECT_TIMEOUT),
         Some(t) => t,
     };
     let read_buffer = read_buffer_option(&lua, opts.as_ref(), arg)?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    match net::connect(host, port, timeout).await {
+    let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    let resolving = super::net::resolve(&lua, target, None);
+    let addrs = match deadline {
+        None => resolving.await,
+        Some(d) => compio::time::timeout_at(d, resolving).await.unwrap_or_else(|_| Err("timeout".into())),
+    };
+    let addrs = match addrs {
+        Ok(addrs) => addrs,
+        Err(e) => return (Value::Nil, e).into_lua_multi(&lua),
+    };
+    match net::connect(&addrs, deadline).await {
         Ok(stream) => lua.create_userdata(TcpConn::new(stream, read_buffer))?.into_lua_multi(&lua),
         Err(e) => fail(&lua, None, e, None),
     }
 }
 
 /// What a read call waits for.
-enum ReadOp {
+pub(super) enum ReadOp {
     Some(usize),
     Exact(usize),
     /// Append 1..=max bytes to a buffer; returns the count.
@@ -186,7 +199,7 @@ enum ReadOp {
     },
 }
 
-async fn read(lua: &Lua, conn: &TcpConn, op: ReadOp) -> mlua::Result<MultiValue> {
+pub(super) async fn read(lua: &Lua, conn: &TcpConn, op: ReadOp) -> mlua::Result<MultiValue> {
     let mut guard = match conn.begin_read() {
         Ok(guard) => guard,
         Err(e) => return fail(lua, Some(conn), e, None),
@@ -259,6 +272,18 @@ async fn read_into(
     n.into_lua_multi(lua)
 }
 
+/// Writes a string, or a buffer without a copy; returns the byte count.
+pub(super) async fn write(lua: &Lua, conn: &TcpConn, data: Bytes) -> mlua::Result<MultiValue> {
+    let result = match data {
+        Bytes::Str(s) => conn.write(&s.as_bytes()).await,
+        Bytes::Buf(chunk) => conn.write_chunk(chunk).await,
+    };
+    match result {
+        Ok(n) => n.into_lua_multi(lua),
+        Err(e) => fail(lua, Some(conn), e, None),
+    }
+}
+
 fn size(lua: &Lua, v: Value, arg: Arg, min: i64, default: Option<i64>) -> mlua::Result<usize> {
     Ok(args::integer(lua, v, arg, (min, i64::from(u32::MAX)), default)? as usize)
 }
@@ -296,14 +321,8 @@ impl UserData for TcpConn {
             read(&lua, &this, ReadOp::ExactInto { buf, n }).await
         });
         m.add_async_method("write", |lua, this: UserDataRef<Self>, data: Value| async move {
-            let result = match Bytes::from_lua(&lua, data, Arg::new("write", 1))? {
-                Bytes::Str(s) => this.write(&s.as_bytes()).await,
-                Bytes::Buf(chunk) => this.write_chunk(chunk).await,
-            };
-            match result {
-                Ok(n) => n.into_lua_multi(&lua),
-                Err(e) => fail(&lua, Some(&this), e, None),
-            }
+            let data = Bytes::from_lua(&lua, data, Arg::new("write", 1))?;
+            write(&lua, &this, data).await
         });
         m.add_async_method("shutdown", |lua, this: UserDataRef<Self>, how: Value| async move {
             let how = args::bytes(&lua, how, Arg::new("shutdown", 1))?;

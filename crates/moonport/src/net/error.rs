@@ -18,6 +18,10 @@ pub enum NetError {
     Busy,
     /// A delimited read found no delimiter within its limit; says what was too long.
     TooLong(&'static str),
+    /// The call does not fit the socket's state ("not connected", ...).
+    Invalid(&'static str),
+    /// A datagram was larger than the receive limit.
+    Truncated,
     /// Any other I/O failure, described by the OS.
     Io(io::Error),
 }
@@ -25,7 +29,10 @@ pub enum NetError {
 impl NetError {
     /// Whether the connection can still be used after this error.
     pub fn is_fatal(&self) -> bool {
-        !matches!(self, NetError::Timeout | NetError::Busy | NetError::TooLong(_))
+        !matches!(
+            self,
+            NetError::Timeout | NetError::Busy | NetError::TooLong(_) | NetError::Truncated | NetError::Invalid(_)
+        )
     }
 }
 
@@ -37,7 +44,8 @@ impl fmt::Display for NetError {
             NetError::Timeout => "timeout",
             NetError::Refused => "refused",
             NetError::Busy => "busy",
-            NetError::TooLong(what) => what,
+            NetError::TooLong(what) | NetError::Invalid(what) => what,
+            NetError::Truncated => "truncated",
             NetError::Io(e) => return io_message(e, f),
         })
     }
@@ -50,6 +58,8 @@ fn io_message(e: &io::Error, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         AddrInUse => f.write_str("address in use"),
         AddrNotAvailable => f.write_str("address not available"),
         PermissionDenied => f.write_str("permission denied"),
+        Unsupported => f.write_str("not supported"),
+        _ if crate::platform::is_message_too_long(e) => f.write_str("message too long"),
         _ => write!(f, "{e}"),
     }
 }

@@ -109,7 +109,7 @@ impl TcpConn {
         self.timeouts.set(t);
     }
 
-    pub(super) fn stream(&self) -> Result<TcpStream, NetError> {
+    pub fn stream(&self) -> Result<TcpStream, NetError> {
         self.stream.borrow().clone().ok_or(NetError::Closed)
     }
 
@@ -357,15 +357,23 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     if let [byte] = needle { memchr::memchr(*byte, haystack) } else { memchr::memmem::find(haystack, needle) }
 }
 
-/// Connects to `host:port` (an IP literal or a name), trying each address the
-/// name resolves to, within `timeout`.
-pub async fn connect(host: &str, port: u16, timeout: Option<Duration>) -> Result<TcpStream, NetError> {
-    let attempt = TcpStream::connect((host, port));
-    let stream = match timeout {
-        None => attempt.await,
-        Some(d) => {
-            compio::time::timeout(d, attempt).await.unwrap_or_else(|_| Err(io::Error::from(io::ErrorKind::TimedOut)))
+/// Connects to the first of `addrs` that accepts, trying them in order, all
+/// before `deadline`.
+pub async fn connect(addrs: &[SocketAddr], deadline: Option<Instant>) -> Result<TcpStream, NetError> {
+    let mut last = NetError::Invalid("no address");
+    for addr in addrs {
+        let attempt = TcpStream::connect(*addr);
+        let result = match deadline {
+            None => attempt.await,
+            Some(d) => {
+                compio::time::timeout_at(d, attempt).await.unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+            }
+        };
+        match result.map_err(NetError::from) {
+            Ok(stream) => return Ok(stream),
+            Err(NetError::Timeout) => return Err(NetError::Timeout),
+            Err(e) => last = e,
         }
-    };
-    stream.map_err(NetError::from)
+    }
+    Err(last)
 }

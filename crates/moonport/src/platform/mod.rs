@@ -85,3 +85,38 @@ pub fn enable_shutdown_signals() {
 pub fn raise_fd_limit() -> Option<u64> {
     imp::raise_fd_limit()
 }
+
+/// SO_REUSEPORT, where the platform has it ("not supported" elsewhere).
+pub fn set_reuse_port(sock: &socket2::Socket, on: bool) -> io::Result<()> {
+    imp::set_reuse_port(sock, on)
+}
+
+pub fn reuse_port(sock: &socket2::Socket) -> io::Result<bool> {
+    imp::reuse_port(sock)
+}
+
+/// The descriptor number a script sees from `fileno()`: the fd on Unix, the
+/// SOCKET handle on Windows.
+pub fn fileno(sock: &socket2::Socket) -> i64 {
+    imp::fileno(sock)
+}
+
+/// True when a non-blocking `connect` has started and completes later
+/// (EINPROGRESS on Unix, WSAEWOULDBLOCK on Windows).
+pub fn connect_in_progress(err: &io::Error) -> bool {
+    imp::connect_in_progress(err)
+}
+
+/// True when a datagram did not fit: EMSGSIZE on a send; on Windows also a
+/// receive into a buffer smaller than the datagram (WSAEMSGSIZE, or
+/// ERROR_MORE_DATA from the completion port).
+pub fn is_message_too_long(err: &io::Error) -> bool {
+    imp::is_message_too_long(err)
+}
+
+/// Where the system keeps its DNS configuration: the hosts file, and the
+/// resolver configuration listing name servers (`None` where the platform
+/// keeps it elsewhere, as Windows does in the registry).
+pub fn dns_config_paths() -> (std::path::PathBuf, Option<std::path::PathBuf>) {
+    imp::dns_config_paths()
+}

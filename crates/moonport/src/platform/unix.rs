@@ -41,3 +41,28 @@ pub fn error_kind(err: &io::Error) -> io::ErrorKind {
 }
 
 pub fn enable_shutdown_signals() {}
+
+pub fn set_reuse_port(sock: &socket2::Socket, on: bool) -> io::Result<()> {
+    sock.set_reuse_port(on)
+}
+
+pub fn reuse_port(sock: &socket2::Socket) -> io::Result<bool> {
+    sock.reuse_port()
+}
+
+pub fn fileno(sock: &socket2::Socket) -> i64 {
+    use std::os::fd::AsRawFd;
+    i64::from(sock.as_raw_fd())
+}
+
+pub fn connect_in_progress(err: &io::Error) -> bool {
+    err.raw_os_error() == Some(libc::EINPROGRESS)
+}
+
+pub fn is_message_too_long(err: &io::Error) -> bool {
+    err.raw_os_error() == Some(libc::EMSGSIZE)
+}
+
+pub fn dns_config_paths() -> (std::path::PathBuf, Option<std::path::PathBuf>) {
+    ("/etc/hosts".into(), Some("/etc/resolv.conf".into()))
+}

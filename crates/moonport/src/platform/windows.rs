@@ -58,3 +58,32 @@ pub fn enable_shutdown_signals() {
         SetConsoleCtrlHandler(None, FALSE);
     }
 }
+
+pub fn set_reuse_port(_sock: &socket2::Socket, _on: bool) -> io::Result<()> {
+    Err(io::Error::from(ErrorKind::Unsupported))
+}
+
+pub fn reuse_port(_sock: &socket2::Socket) -> io::Result<bool> {
+    Err(io::Error::from(ErrorKind::Unsupported))
+}
+
+pub fn fileno(sock: &socket2::Socket) -> i64 {
+    use std::os::windows::io::AsRawSocket;
+    sock.as_raw_socket() as i64
+}
+
+pub fn connect_in_progress(err: &io::Error) -> bool {
+    // WSAEWOULDBLOCK (10035) is how a non-blocking connect says "in progress".
+    err.raw_os_error() == Some(10035)
+}
+
+pub fn is_message_too_long(err: &io::Error) -> bool {
+    // WSAEMSGSIZE from a synchronous call; ERROR_MORE_DATA (234) from a
+    // completion that filled the buffer before the datagram ended.
+    matches!(err.raw_os_error(), Some(10040) | Some(234))
+}
+
+pub fn dns_config_paths() -> (std::path::PathBuf, Option<std::path::PathBuf>) {
+    let root = std::env::var_os("SystemRoot").unwrap_or_else(|| "C:\\Windows".into());
+    (std::path::Path::new(&root).join("System32\\drivers\\etc\\hosts"), None)
+}

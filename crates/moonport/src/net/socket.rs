@@ -1,0 +1,280 @@
+//! A socket in the Berkeley style, for simple client code and tools: created
+//! unbound, given options, then bound, and turned into a listener, a connected
+//! stream or a datagram socket by the calls scripts know (`listen`, `connect`).
+//!
+//! Each state hands its work to the core type for it (`TcpConn` for a
+//! connected stream, `UdpSock` for datagrams), so this convenience layer shares
+//! their bounded reads, parking of abandoned reads and error words.
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::pin::pin;
+use std::rc::Rc;
+use std::time::Duration;
+
+use compio::driver::SharedFd;
+use compio::net::{PollFd, TcpListener, TcpStream, UdpSocket};
+use event_listener::Event;
+use futures_util::future::{Either, select};
+use socket2::{Domain, Protocol, SockRef, Type};
+
+use super::addr::Family;
+use super::{NetError, TcpConn, Timeouts, UdpSock};
+use crate::platform;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketKind {
+    Stream,
+    Datagram,
+}
+
+enum State {
+    /// A stream socket before `listen` or `connect`.
+    Fresh(socket2::Socket),
+    /// In the middle of `connect`.
+    Connecting,
+    Listening(Rc<TcpListener>),
+    Stream(Rc<TcpConn>),
+    Datagram(Rc<UdpSock>),
+    Closed,
+}
+
+pub struct Socket {
+    state: RefCell<State>,
+    family: Family,
+    kind: SocketKind,
+    /// Applies to connect, accept, sends and receives; `None` waits forever.
+    timeout: Cell<Option<Duration>>,
+    /// Wakes an accept or connect in flight when the socket is closed.
+    closed: Event,
+}
+
+impl Socket {
+    /// A new unbound socket. A datagram socket is ready for `sendto` at once.
+    pub fn new(family: Family, kind: SocketKind) -> Result<Self, NetError> {
+        let domain = match family {
+            Family::Inet => Domain::IPV4,
+            Family::Inet6 => Domain::IPV6,
+        };
+        let state = match kind {
+            SocketKind::Stream => State::Fresh(socket2::Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?),
+            SocketKind::Datagram => {
+                let socket = socket2::Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
+                socket.set_nonblocking(true)?;
+                State::Datagram(Rc::new(UdpSock::new(UdpSocket::from_std(socket.into())?)))
+            }
+        };
+        Ok(Self::with_state(state, family, kind))
+    }
+
+    fn with_state(state: State, family: Family, kind: SocketKind) -> Self {
+        Self { state: RefCell::new(state), family, kind, timeout: Cell::new(None), closed: Event::new() }
+    }
+
+    pub fn family(&self) -> Family {
+        self.family
+    }
+
+    pub fn kind(&self) -> SocketKind {
+        self.kind
+    }
+
+    /// Runs `f` on the descriptor, whatever the state (for options and addresses).
+    pub fn with_sock<R>(&self, f: impl FnOnce(SockRef<'_>) -> io::Result<R>) -> Result<R, NetError> {
+        let state = self.state.borrow();
+        let result = match &*state {
+            State::Fresh(s) => f(SockRef::from(s)),
+            State::Listening(l) => f(SockRef::from(&**l)),
+            State::Stream(c) => f(SockRef::from(&c.stream()?)),
+            State::Datagram(u) => f(SockRef::from(&u.socket()?)),
+            State::Connecting => return Err(NetError::Busy),
+            State::Closed => return Err(NetError::Closed),
+        };
+        Ok(result?)
+    }
+
+    pub fn bind(&self, addr: SocketAddr) -> Result<(), NetError> {
+        self.with_sock(|s| s.bind(&addr.into()))
+    }
+
+    /// Starts listening; an unbound socket gets an ephemeral port, as in C.
+    pub fn listen(&self, backlog: i32) -> Result<(), NetError> {
+        let mut state = self.state.borrow_mut();
+        let socket = match std::mem::replace(&mut *state, State::Closed) {
+            State::Fresh(s) => s,
+            other => {
+                *state = other;
+                return Err(NetError::Invalid("not a fresh stream socket"));
+            }
+        };
+        let listener = socket
+            .listen(backlog)
+            .and_then(|()| socket.set_nonblocking(true))
+            .and_then(|()| TcpListener::from_std(socket.into()));
+        *state = State::Listening(Rc::new(listener?));
+        Ok(())
+    }
+
+    /// Waits for a connection on a listening socket.
+    pub async fn accept(&self, read_chunk: usize) -> Result<(Socket, SocketAddr), NetError> {
+        let listener = match &*self.state.borrow() {
+            State::Listening(l) => l.clone(),
+            State::Closed => return Err(NetError::Closed),
+            _ => return Err(NetError::Invalid("not listening")),
+        };
+        let (stream, peer) = self.until_closed(listener.accept()).await??;
+        let conn = TcpConn::new(stream, read_chunk);
+        let timeout = self.timeout.get();
+        conn.set_timeouts(Timeouts { send: timeout, read: timeout });
+        let accepted = Self::with_state(State::Stream(Rc::new(conn)), self.family, SocketKind::Stream);
+        accepted.timeout.set(timeout);
+        Ok((accepted, peer))
+    }
+
+    /// Connects a fresh stream socket (keeping the options and address it was
+    /// given), or fixes the peer of a datagram socket.
+    pub async fn connect(&self, addr: SocketAddr, read_chunk: usize) -> Result<(), NetError> {
+        let socket = match self.begin_connect() {
+            Ok(socket) => socket,
+            Err(Ok(datagram)) => return datagram.connect(addr).await,
+            Err(Err(e)) => return Err(e),
+        };
+        // A connect abandoned half-way leaves the socket unusable, as in C.
+        let mut outcome = State::Closed;
+        let result = self.until_closed(connect_stream(socket, addr)).await;
+        if let Ok(Ok(stream)) = result.as_ref().map(|r| r.as_ref()) {
+            let conn = TcpConn::new(stream.clone(), read_chunk);
+            let timeout = self.timeout.get();
+            conn.set_timeouts(Timeouts { send: timeout, read: timeout });
+            outcome = State::Stream(Rc::new(conn));
+        }
+        let mut state = self.state.borrow_mut();
+        if matches!(*state, State::Connecting) {
+            *state = outcome;
+        }
+        result?.map(drop).map_err(NetError::from)
+    }
+
+    /// Takes a fresh stream socket out for connecting; a datagram socket is
+    /// returned as `Err(Ok(_))` to have its peer fixed instead.
+    fn begin_connect(&self) -> Result<socket2::Socket, Result<Rc<UdpSock>, NetError>> {
+        let mut state = self.state.borrow_mut();
+        match &*state {
+            State::Fresh(_) => match std::mem::replace(&mut *state, State::Connecting) {
+                State::Fresh(s) => Ok(s),
+                _ => unreachable!("checked above"),
+            },
+            State::Datagram(u) => Err(Ok(u.clone())),
+            State::Closed => Err(Err(NetError::Closed)),
+            State::Connecting => Err(Err(NetError::Busy)),
+            _ => Err(Err(NetError::Invalid("already connected"))),
+        }
+    }
+
+    /// Waits for `fut`, but no longer than the timeout, nor past `close()`.
+    async fn until_closed<T>(&self, fut: impl Future<Output = io::Result<T>>) -> Result<io::Result<T>, NetError> {
+        let fut = pin!(fut);
+        let race = select(fut, self.closed.listen());
+        let done = match self.timeout.get() {
+            None => race.await,
+            Some(d) => compio::time::timeout(d, race).await.map_err(|_| NetError::Timeout)?,
+        };
+        match done {
+            Either::Left((result, _)) => Ok(result),
+            Either::Right(_) => Err(NetError::Closed),
+        }
+    }
+
+    /// The connected stream, for `send` and `recv`.
+    pub fn stream(&self) -> Result<Rc<TcpConn>, NetError> {
+        match &*self.state.borrow() {
+            State::Stream(c) => Ok(c.clone()),
+            State::Closed => Err(NetError::Closed),
+            State::Datagram(_) => Err(NetError::Invalid("not a stream socket")),
+            _ => Err(NetError::Invalid("not connected")),
+        }
+    }
+
+    /// The datagram socket, for `sendto` and `recvfrom`.
+    pub fn datagram(&self) -> Result<Rc<UdpSock>, NetError> {
+        match &*self.state.borrow() {
+            State::Datagram(u) => Ok(u.clone()),
+            State::Closed => Err(NetError::Closed),
+            _ => Err(NetError::Invalid("not a datagram socket")),
+        }
+    }
+
+    pub fn set_timeout(&self, timeout: Option<Duration>) {
+        self.timeout.set(timeout);
+        match &*self.state.borrow() {
+            State::Stream(c) => c.set_timeouts(Timeouts { send: timeout, read: timeout }),
+            State::Datagram(u) => u.set_timeout(timeout),
+            _ => {}
+        }
+    }
+
+    pub fn local_addr(&self) -> Result<SocketAddr, NetError> {
+        self.with_sock(|s| s.local_addr())?.as_socket().ok_or(NetError::Invalid("no address"))
+    }
+
+    pub fn peer_addr(&self) -> Result<SocketAddr, NetError> {
+        self.with_sock(|s| s.peer_addr())?.as_socket().ok_or(NetError::Invalid("not connected"))
+    }
+
+    pub fn fileno(&self) -> Result<i64, NetError> {
+        self.with_sock(|s| Ok(platform::fileno(&s)))
+    }
+
+    /// Shuts down one or both directions; queued writes go out before "write".
+    pub async fn shutdown(&self, how: Shutdown) -> Result<(), NetError> {
+        if how == Shutdown::Write
+            && let Ok(conn) = self.stream()
+        {
+            return conn.shutdown_write().await;
+        }
+        self.with_sock(|s| s.shutdown(how))
+    }
+
+    pub fn is_closed(&self) -> bool {
+        matches!(*self.state.borrow(), State::Closed)
+    }
+
+    /// Closes the socket; operations in flight end with "closed".
+    pub fn close(&self) {
+        let state = std::mem::replace(&mut *self.state.borrow_mut(), State::Closed);
+        match state {
+            State::Stream(c) => c.close(),
+            State::Datagram(u) => u.close(),
+            _ => {}
+        }
+        self.closed.notify(usize::MAX);
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Connects an already created (maybe bound, with options) socket without
+/// blocking the worker: a non-blocking `connect`, then a wait for the socket
+/// to become writable, then its pending error.
+async fn connect_stream(socket: socket2::Socket, addr: SocketAddr) -> io::Result<TcpStream> {
+    socket.set_nonblocking(true)?;
+    let socket = match socket.connect(&addr.into()) {
+        Ok(()) => socket,
+        Err(e) if platform::connect_in_progress(&e) => {
+            let poll = PollFd::new(socket)?;
+            poll.connect_ready().await?;
+            SharedFd::try_unwrap(compio::buf::IntoInner::into_inner(poll))
+                .map_err(|_| io::Error::other("socket still shared after connect"))?
+        }
+        Err(e) => return Err(e),
+    };
+    if let Some(e) = socket.take_error()? {
+        return Err(e);
+    }
+    TcpStream::from_std(socket.into())
+}
