@@ -38,3 +38,18 @@ fn room_module() {
 fn channel_select_and_timeout() {
     run_suite("channel_test.lua");
 }
+
+#[test]
+fn net_module() {
+    run_suite("net_test.lua");
+}
+
+#[test]
+fn udp_module() {
+    run_suite("udp_test.lua");
+}
+
+#[test]
+fn socket_module() {
+    run_suite("socket_test.lua");
+}

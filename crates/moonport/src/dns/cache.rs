@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use super::wire::{Answer, Rtype};
+use super::wire::{Reply, Rtype};
 
-/// What is cached for a question: an answer, or that there is none.
-pub type Entry = Option<Answer>;
+/// What is cached for a question: a reply that answers it, or that there is none.
+pub type Entry = Option<Reply>;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
@@ -80,7 +80,7 @@ mod tests {
         cache.put("s", "c", Rtype::A, None, 90);
         assert_eq!(cache.len(), 2);
         assert!(cache.get("s", "b", Rtype::A).is_none(), "the soonest to expire goes first");
-        assert_eq!(cache.get("s", "a", Rtype::A), Some(None));
+        assert!(matches!(cache.get("s", "a", Rtype::A), Some(None)));
         assert!(cache.get("other", "a", Rtype::A).is_none());
         cache.put("s", "z", Rtype::A, None, 0);
         assert!(cache.get("s", "z", Rtype::A).is_none());

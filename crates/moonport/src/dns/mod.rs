@@ -25,6 +25,9 @@ use cache::Cache;
 use config::{SystemConfig, normalize};
 use wire::{Answer, Question, Reply, Rtype};
 
+/// How many CNAMEs a lookup follows before giving up on a loop.
+const MAX_CNAME_HOPS: usize = 8;
+
 /// Answers kept per worker unless configured otherwise.
 pub const DEFAULT_CACHE_SIZE: usize = 4096;
 
@@ -189,8 +192,10 @@ impl Resolver {
         }
         let deadline = self.deadline(&settings, &servers, opts);
         let q = Question::reverse(ip);
-        let answer = self.ask(&ip.to_string(), q, &servers, &settings, deadline).await?;
-        answer.names.into_iter().next().ok_or(DnsError::NotFound)
+        match self.ask(&ip.to_string(), q, &servers, &settings, deadline).await? {
+            Reply::Answer(answer) => answer.names.into_iter().next().ok_or(DnsError::NotFound),
+            _ => Err(DnsError::NotFound),
+        }
     }
 
     /// The call's deadline: the caller's timeout, or every try of every server.
@@ -199,6 +204,7 @@ impl Resolver {
         Instant::now() + opts.timeout.unwrap_or(all_tries)
     }
 
+    /// Asks for `name`'s records, following CNAMEs the server did not resolve.
     async fn query(
         &self,
         name: &str,
@@ -207,11 +213,28 @@ impl Resolver {
         settings: &Settings,
         deadline: Instant,
     ) -> Result<Answer, DnsError> {
-        let q = Question::new(name, rtype)?;
-        self.ask(name, q, servers, settings, deadline).await
+        let mut aliases = Vec::new();
+        let mut name = name.to_string();
+        for _ in 0..MAX_CNAME_HOPS {
+            let q = Question::new(&name, rtype)?;
+            match self.ask(&name, q, servers, settings, deadline).await? {
+                Reply::Alias(hop) => {
+                    aliases.extend(hop.aliases);
+                    name = hop.canonical;
+                }
+                Reply::Answer(mut answer) => {
+                    aliases.append(&mut answer.aliases);
+                    answer.aliases = aliases;
+                    return Ok(answer);
+                }
+                _ => return Err(DnsError::NotFound),
+            }
+        }
+        Err(DnsError::ServerFailure)
     }
 
     /// Asks the servers in turn, round after round, from the cache first.
+    /// Returns an `Answer` or an `Alias`; anything else is an error.
     async fn ask(
         &self,
         key: &str,
@@ -219,7 +242,7 @@ impl Resolver {
         servers: &[SocketAddr],
         settings: &Settings,
         deadline: Instant,
-    ) -> Result<Answer, DnsError> {
+    ) -> Result<Reply, DnsError> {
         let server_key = servers.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(",");
         let rtype = q.rtype();
         if let Some(entry) = self.cache.borrow_mut().get(&server_key, key, rtype) {
@@ -234,19 +257,22 @@ impl Resolver {
                 }
                 let try_deadline = (now + settings.timeout).min(deadline);
                 match transport::exchange(*server, &q, try_deadline).await {
-                    Ok(Reply::Answer(answer)) => {
-                        self.cache.borrow_mut().put(&server_key, key, rtype, Some(answer.clone()), answer.ttl);
-                        return Ok(answer);
+                    Ok(reply @ (Reply::Answer(_) | Reply::Alias(_))) => {
+                        let ttl = match &reply {
+                            Reply::Answer(a) | Reply::Alias(a) => a.ttl,
+                            _ => 0,
+                        };
+                        self.cache.borrow_mut().put(&server_key, key, rtype, Some(reply.clone()), ttl);
+                        return Ok(reply);
                     }
                     Ok(Reply::NotFound { ttl }) => {
                         self.cache.borrow_mut().put(&server_key, key, rtype, None, ttl);
                         return Err(DnsError::NotFound);
                     }
-                    Ok(Reply::Failed) => failure = DnsError::ServerFailure,
-                    Ok(Reply::Truncated) => failure = DnsError::ServerFailure,
-                    Err(DnsError::Timeout) => {}
-                    // A closed port is like no server: the deadline decides, as in C.
-                    Err(DnsError::Refused) => {}
+                    Ok(Reply::Failed | Reply::Truncated) => failure = DnsError::ServerFailure,
+                    // No answer in time, or a closed port (like no server, as
+                    // in C): try the next server; the deadline decides.
+                    Err(DnsError::Timeout | DnsError::Refused) => {}
                     Err(e) => failure = e,
                 }
             }

@@ -60,9 +60,11 @@ async fn tcp(server: SocketAddr, q: &Question, query: Vec<u8>) -> Result<Reply, 
     framed.extend_from_slice(&query);
     let BufResult(res, _) = stream.write_all(framed).await;
     res.map_err(io_error)?;
-    let BufResult(res, len) = stream.read_exact([0u8; 2]).await;
+    // compio reads into a Vec's spare capacity: exactly what is asked for.
+    let BufResult(res, len) = stream.read_exact(Vec::with_capacity(2)).await;
     res.map_err(io_error)?;
-    let BufResult(res, body) = stream.read_exact(vec![0u8; usize::from(u16::from_be_bytes(len))]).await;
+    let len = u16::from_be_bytes([len[0], len[1]]);
+    let BufResult(res, body) = stream.read_exact(Vec::with_capacity(usize::from(len))).await;
     res.map_err(io_error)?;
     match wire::decode(&body, q) {
         Some(Reply::Truncated) | None => Err(DnsError::Io("malformed reply over TCP".into())),

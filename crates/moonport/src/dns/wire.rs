@@ -82,13 +82,16 @@ pub struct Answer {
 }
 
 /// How a server answered.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Reply {
     Answer(Answer),
     /// The name does not exist, or has no record of this type; cacheable for `ttl`.
     NotFound {
         ttl: u32,
     },
+    /// Only a CNAME chain ending at a name whose records the server left out
+    /// (it is not recursive for it): ask again for that name.
+    Alias(Answer),
     /// Too big for UDP: ask again over TCP.
     Truncated,
     /// SERVFAIL, REFUSED and the like: ask another server.
@@ -104,16 +107,17 @@ const MAX_NEGATIVE_TTL: u32 = 300;
 /// datagram), so the caller keeps waiting.
 pub fn decode(bytes: &[u8], q: &Question) -> Option<Reply> {
     let msg = Message::from_vec(bytes).ok()?;
-    let answers_q = msg.metadata.id == q.id
-        && msg.metadata.message_type == MessageType::Response
-        && msg.queries.len() == 1
-        && msg.queries[0].name() == &q.name
-        && msg.queries[0].query_type() == q.rtype.record_type();
-    if !answers_q {
+    if msg.metadata.id != q.id || msg.metadata.message_type != MessageType::Response {
         return None;
     }
-    if msg.metadata.truncation {
+    let echoes_q =
+        msg.queries.len() == 1 && msg.queries[0].name() == &q.name && msg.queries[0].query_type() == q.rtype.record_type();
+    // Some servers send a truncated reply without the question section.
+    if msg.metadata.truncation && (echoes_q || msg.queries.is_empty()) {
         return Some(Reply::Truncated);
+    }
+    if !echoes_q {
+        return None;
     }
     match msg.metadata.response_code {
         ResponseCode::NoError => {}
@@ -150,12 +154,15 @@ pub fn decode(bytes: &[u8], q: &Question) -> Option<Reply> {
         }
         answer.ttl = answer.ttl.min(r.ttl);
     }
+    answer.canonical = chain.last().map(text).unwrap_or_default();
+    answer.aliases = chain[..chain.len() - 1].iter().map(text).collect();
     if answer.addrs.is_empty() && answer.names.is_empty() {
+        if chain.len() > 1 {
+            return Some(Reply::Alias(answer));
+        }
         // NODATA: the name exists without records of this type.
         return Some(Reply::NotFound { ttl: negative_ttl(&msg) });
     }
-    answer.canonical = chain.last().map(text).unwrap_or_default();
-    answer.aliases = chain[..chain.len() - 1].iter().map(text).collect();
     Some(Reply::Answer(answer))
 }
 

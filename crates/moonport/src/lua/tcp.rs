@@ -229,7 +229,7 @@ pub(super) async fn read(lua: &Lua, conn: &TcpConn, op: ReadOp) -> mlua::Result<
             // Whatever arrived before the peer closed goes back as the third value.
             let partial = match (&op, &e) {
                 (ReadOp::Some(_) | ReadOp::Into { .. } | ReadOp::ExactInto { .. }, _) => None,
-                (_, NetError::Closed | NetError::Reset) => Some(lua.create_string(guard.take_buffered())?),
+                (_, NetError::Closed | NetError::Eof | NetError::Reset) => Some(lua.create_string(guard.take_buffered())?),
                 _ => None,
             };
             drop(guard);

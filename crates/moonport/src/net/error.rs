@@ -6,8 +6,12 @@ use std::io;
 
 #[derive(Debug)]
 pub enum NetError {
-    /// The peer closed the connection, or it was closed locally.
+    /// The connection was closed locally, or by the peer in a way that ends
+    /// both directions.
     Closed,
+    /// The peer finished sending (end of stream). Reads say "closed" from now
+    /// on, but the connection stays open for writing: a half-close.
+    Eof,
     /// The peer reset the connection.
     Reset,
     /// The operation's deadline passed.
@@ -31,7 +35,12 @@ impl NetError {
     pub fn is_fatal(&self) -> bool {
         !matches!(
             self,
-            NetError::Timeout | NetError::Busy | NetError::TooLong(_) | NetError::Truncated | NetError::Invalid(_)
+            NetError::Eof
+                | NetError::Timeout
+                | NetError::Busy
+                | NetError::TooLong(_)
+                | NetError::Truncated
+                | NetError::Invalid(_)
         )
     }
 }
@@ -39,7 +48,7 @@ impl NetError {
 impl fmt::Display for NetError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            NetError::Closed => "closed",
+            NetError::Closed | NetError::Eof => "closed",
             NetError::Reset => "reset",
             NetError::Timeout => "timeout",
             NetError::Refused => "refused",

@@ -68,7 +68,7 @@ async fn pump(src: &TcpConn, dst: &TcpConn, moved: &Cell<u64>, progress: &Progre
     loop {
         match guard.peek(1).await {
             Ok(_) => {}
-            Err(NetError::Closed) => {
+            Err(NetError::Eof) => {
                 // End of stream: pass it on, and let the other direction finish.
                 return out.shutdown().await.map_err(|e| RelayEnd::Error(e.into()));
             }

@@ -9,7 +9,7 @@
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::net::{Shutdown, SocketAddr};
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -48,7 +48,12 @@ pub struct Socket {
     timeout: Cell<Option<Duration>>,
     /// Wakes an accept or connect in flight when the socket is closed.
     closed: Event,
+    /// An accept whose caller gave up (a timeout), parked for the next
+    /// `accept`: cancelling it could lose a connection it was taking.
+    pending_accept: RefCell<Option<PendingAccept>>,
 }
+
+type PendingAccept = Pin<Box<dyn Future<Output = io::Result<(TcpStream, SocketAddr)>>>>;
 
 impl Socket {
     /// A new unbound socket. A datagram socket is ready for `sendto` at once.
@@ -69,7 +74,7 @@ impl Socket {
     }
 
     fn with_state(state: State, family: Family, kind: SocketKind) -> Self {
-        Self { state: RefCell::new(state), family, kind, timeout: Cell::new(None), closed: Event::new() }
+        Self { state: RefCell::new(state), family, kind, timeout: Cell::new(None), closed: Event::new(), pending_accept: RefCell::new(None) }
     }
 
     pub fn family(&self) -> Family {
@@ -123,7 +128,18 @@ impl Socket {
             State::Closed => return Err(NetError::Closed),
             _ => return Err(NetError::Invalid("not listening")),
         };
-        let (stream, peer) = self.until_closed(listener.accept()).await??;
+        let mut accepting = self
+            .pending_accept
+            .borrow_mut()
+            .take()
+            .unwrap_or_else(|| Box::pin(async move { listener.accept().await }));
+        let (stream, peer) = match self.until_closed(&mut accepting).await {
+            Err(NetError::Timeout) => {
+                *self.pending_accept.borrow_mut() = Some(accepting);
+                return Err(NetError::Timeout);
+            }
+            other => other??,
+        };
         let conn = TcpConn::new(stream, read_chunk);
         let timeout = self.timeout.get();
         conn.set_timeouts(Timeouts { send: timeout, read: timeout });
@@ -242,6 +258,7 @@ impl Socket {
 
     /// Closes the socket; operations in flight end with "closed".
     pub fn close(&self) {
+        self.pending_accept.borrow_mut().take();
         let state = std::mem::replace(&mut *self.state.borrow_mut(), State::Closed);
         match state {
             State::Stream(c) => c.close(),

@@ -50,7 +50,7 @@ impl Reader {
     /// front and at least half a chunk of spare capacity follows them.
     fn take_for_read(&mut self, chunk: usize) -> Result<Vec<u8>, NetError> {
         if self.eof {
-            return Err(NetError::Closed);
+            return Err(NetError::Eof);
         }
         if self.pos == self.buf.len() {
             self.buf.clear();
@@ -235,7 +235,7 @@ impl ReadGuard<'_> {
         &r.buf[start..start + n]
     }
 
-    /// Receives more bytes into the buffer: `Closed` at end of stream.
+    /// Receives more bytes into the buffer: `Eof` at end of stream.
     ///
     /// The read operation lives in the reader, not in this future: if the
     /// caller stops waiting (a timeout, `moonport.timeout`, `select`, a
@@ -260,7 +260,7 @@ impl ReadGuard<'_> {
         match res {
             Ok(0) => {
                 r.eof = true;
-                Err(NetError::Closed)
+                Err(NetError::Eof)
             }
             Ok(_) => Ok(()),
             Err(e) => Err(NetError::from(e)),
