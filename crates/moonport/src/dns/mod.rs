@@ -258,10 +258,7 @@ impl Resolver {
                 let try_deadline = (now + settings.timeout).min(deadline);
                 match transport::exchange(*server, &q, try_deadline).await {
                     Ok(reply @ (Reply::Answer(_) | Reply::Alias(_))) => {
-                        let ttl = match &reply {
-                            Reply::Answer(a) | Reply::Alias(a) => a.ttl,
-                            _ => 0,
-                        };
+                        let ttl = reply.answer().map_or(0, |a| a.ttl);
                         self.cache.borrow_mut().put(&server_key, key, rtype, Some(reply.clone()), ttl);
                         return Ok(reply);
                     }

@@ -98,6 +98,16 @@ pub enum Reply {
     Failed,
 }
 
+impl Reply {
+    /// The records an `Answer` or `Alias` carries.
+    pub fn answer(&self) -> Option<&Answer> {
+        match self {
+            Reply::Answer(a) | Reply::Alias(a) => Some(a),
+            _ => None,
+        }
+    }
+}
+
 /// How long a negative answer is kept when the server says nothing (no SOA).
 const DEFAULT_NEGATIVE_TTL: u32 = 30;
 /// Cap on negative caching, as RFC 2308 suggests for resolvers.
@@ -110,8 +120,9 @@ pub fn decode(bytes: &[u8], q: &Question) -> Option<Reply> {
     if msg.metadata.id != q.id || msg.metadata.message_type != MessageType::Response {
         return None;
     }
-    let echoes_q =
-        msg.queries.len() == 1 && msg.queries[0].name() == &q.name && msg.queries[0].query_type() == q.rtype.record_type();
+    let echoes_q = msg.queries.len() == 1
+        && msg.queries[0].name() == &q.name
+        && msg.queries[0].query_type() == q.rtype.record_type();
     // Some servers send a truncated reply without the question section.
     if msg.metadata.truncation && (echoes_q || msg.queries.is_empty()) {
         return Some(Reply::Truncated);

@@ -65,10 +65,19 @@ fn listen(lua: &Lua, (opts, handler): (Value, Value)) -> mlua::Result<MultiValue
     let arg = Arg::new("listen", 1);
     let opts = args::opt_table(lua, opts, arg)?;
     let opts = opts.as_ref();
-    let host = args::opt_bytes(lua, args::field(opts, "host")?, arg.key("host"))?
-        .map(|h| h.to_string_lossy())
-        .unwrap_or_else(|| "0.0.0.0".to_string());
-    let port = args::integer(lua, args::field(opts, "port")?, arg.key("port"), (0, 65535), Some(0))? as u16;
+    // `host` may also be an endpoint, which brings its port.
+    let (host, endpoint_port) = match args::field(opts, "host")? {
+        Value::UserData(ud) if ud.is::<super::net::Endpoint>() => {
+            let ep = ud.borrow::<super::net::Endpoint>()?.0;
+            (ep.ip().to_string(), Some(i64::from(ep.port())))
+        }
+        v => (
+            args::opt_bytes(lua, v, arg.key("host"))?.map_or_else(|| "0.0.0.0".to_string(), |h| h.to_string_lossy()),
+            None,
+        ),
+    };
+    let port =
+        args::integer(lua, args::field(opts, "port")?, arg.key("port"), (0, 65535), endpoint_port.or(Some(0)))? as u16;
     let backlog =
         args::integer(lua, args::field(opts, "backlog")?, arg.key("backlog"), (1, 65535), Some(DEFAULT_BACKLOG))?;
     let ipv6_only = args::boolean(lua, args::field(opts, "ipv6_only")?, arg.key("ipv6_only"), None)?;
@@ -229,7 +238,9 @@ pub(super) async fn read(lua: &Lua, conn: &TcpConn, op: ReadOp) -> mlua::Result<
             // Whatever arrived before the peer closed goes back as the third value.
             let partial = match (&op, &e) {
                 (ReadOp::Some(_) | ReadOp::Into { .. } | ReadOp::ExactInto { .. }, _) => None,
-                (_, NetError::Closed | NetError::Eof | NetError::Reset) => Some(lua.create_string(guard.take_buffered())?),
+                (_, NetError::Closed | NetError::Eof | NetError::Reset) => {
+                    Some(lua.create_string(guard.take_buffered())?)
+                }
                 _ => None,
             };
             drop(guard);

@@ -74,7 +74,14 @@ impl Socket {
     }
 
     fn with_state(state: State, family: Family, kind: SocketKind) -> Self {
-        Self { state: RefCell::new(state), family, kind, timeout: Cell::new(None), closed: Event::new(), pending_accept: RefCell::new(None) }
+        Self {
+            state: RefCell::new(state),
+            family,
+            kind,
+            timeout: Cell::new(None),
+            closed: Event::new(),
+            pending_accept: RefCell::new(None),
+        }
     }
 
     pub fn family(&self) -> Family {
@@ -128,11 +135,8 @@ impl Socket {
             State::Closed => return Err(NetError::Closed),
             _ => return Err(NetError::Invalid("not listening")),
         };
-        let mut accepting = self
-            .pending_accept
-            .borrow_mut()
-            .take()
-            .unwrap_or_else(|| Box::pin(async move { listener.accept().await }));
+        let mut accepting =
+            self.pending_accept.borrow_mut().take().unwrap_or_else(|| Box::pin(async move { listener.accept().await }));
         let (stream, peer) = match self.until_closed(&mut accepting).await {
             Err(NetError::Timeout) => {
                 *self.pending_accept.borrow_mut() = Some(accepting);

@@ -182,6 +182,13 @@ T.test("moonport.tcp.connect takes endpoints too", function()
   conn:close(); s:close()
 end)
 
+T.test("moonport.tcp.listen takes an endpoint as its host", function()
+  local l = assert(M.tcp.listen({ host = M.net.endpoint("127.0.0.1", 0) }, function(conn) conn:write("hello") end))
+  local conn = assert(M.tcp.connect("127.0.0.1", l:port(), { timeout = 2 }))
+  T.eq(conn:read(), "hello")
+  conn:close(); l:close()
+end)
+
 T.test("wrong arguments are programmer errors", function()
   T.raises("bad argument #1 to 'socket'", M.socket, "ipx", "stream")
   T.raises("bad argument #2 to 'socket'", M.socket, "inet", "raw")
