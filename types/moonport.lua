@@ -7,14 +7,14 @@
 moonport = {}
 
 ---@class moonport.ListenOptions
----@field host? string  address to bind (default "0.0.0.0")
----@field port? integer port; 0 picks a free one (default 0)
+---@field host? string|moonport.Endpoint address to bind (default "0.0.0.0"); an endpoint brings its port
+---@field port? integer port; 0 picks a free one (default 0, or the endpoint's)
 ---@field backlog? integer kernel accept queue (default 1024)
 ---@field ipv6_only? boolean for IPv6 hosts: refuse IPv4-mapped connections
 ---@field read_buffer? integer bytes per read (default 16384)
 
 ---@class moonport.ConnectOptions
----@field timeout? number seconds to wait for the connection (default 30, 0 = forever)
+---@field timeout? number seconds for the lookup and the connection (default 30, 0 = forever)
 ---@field read_buffer? integer bytes per read (default 16384)
 
 ---@class moonport.Listener
@@ -31,7 +31,7 @@ function Listener:close() end
 ---@class moonport.Conn
 local Conn = {}
 
----Returns 1..max bytes as they arrive.
+---Returns 1..max bytes as they arrive; nil, "closed" at end of stream (writing still works).
 ---@param max? integer default 65536
 ---@return string? data
 ---@return string? err "closed", "reset", "timeout", "busy"
@@ -115,6 +115,220 @@ function Conn:local_addr() end
 ---@return true? ok
 ---@return string? err
 function Conn:set_nodelay(on) end
+
+---An IP address and a port (moonport.net.endpoint); read-only.
+---`tostring(ep)` gives "127.0.0.1:8080" / "[::1]:9000"; `==` compares address and port.
+---@class moonport.Endpoint
+---@field family "inet"|"inet6"
+---@field address string the IP in canonical text
+---@field port integer
+
+---A UDP socket (moonport.udp.bind). No error closes it; only close() does.
+---@class moonport.Udp
+local Udp = {}
+
+---Sends one datagram; a buffer is sent without copying.
+---@param data string|number|moonport.Buffer
+---@param host string|moonport.Endpoint IP literal, "*", a name, "ip:port", or an endpoint
+---@param port? integer needed unless host is an endpoint or "ip:port"
+---@return integer? bytes
+---@return string? err "message too long", "address family not supported", "not found", "closed", ...
+function Udp:sendto(data, host, port) end
+
+---Sends one datagram to the connected peer.
+---@param data string|number|moonport.Buffer
+---@return integer? bytes
+---@return string? err
+function Udp:send(data) end
+
+---Waits for one datagram; one longer than max gives nil, "truncated", partial, endpoint.
+---@param max? integer 1..65535 (default 65535)
+---@return string? data
+---@return moonport.Endpoint|string from_or_err endpoint, or "truncated", "timeout", "busy", "closed", "refused"
+---@return string? partial the first max bytes of a truncated datagram
+---@return moonport.Endpoint? from the sender of a truncated datagram
+function Udp:recvfrom(max) end
+
+---Waits for one datagram (from the connected peer, if connected).
+---@param max? integer 1..65535 (default 65535)
+---@return string? data
+---@return string? err "truncated", "timeout", "busy", "closed", "refused"
+---@return string? partial
+---@return moonport.Endpoint? from
+function Udp:recv(max) end
+
+---Fixes the peer: send goes there, and only its datagrams are received.
+---@param host string|moonport.Endpoint
+---@param port? integer
+---@return true? ok
+---@return string? err
+function Udp:connect(host, port) end
+
+---@param on? boolean default true
+---@return true? ok
+---@return string? err
+function Udp:set_broadcast(on) end
+
+---@param group string IP literal of the group
+---@param iface? string|integer IPv4: local interface address (default "0.0.0.0"); IPv6: interface index (default 0)
+---@return true? ok
+---@return string? err
+function Udp:join_multicast(group, iface) end
+
+---@param group string
+---@param iface? string|integer
+---@return true? ok
+---@return string? err
+function Udp:leave_multicast(group, iface) end
+
+---IPv4: the interface outgoing multicast leaves by.
+---@param ip string IPv4 address of the interface
+---@return true? ok
+---@return string? err
+function Udp:set_multicast_interface(ip) end
+
+---IPv4: whether this host's sockets receive our multicast too.
+---@param on? boolean default true
+---@return true? ok
+---@return string? err
+function Udp:set_multicast_loop(on) end
+
+---IPv4: time-to-live of outgoing multicast.
+---@param ttl integer 0..255
+---@return true? ok
+---@return string? err
+function Udp:set_multicast_ttl(ttl) end
+
+---Deadline of each receive; 0 or nil waits forever (the default).
+---@param seconds? number
+function Udp:set_timeout(seconds) end
+
+---@return string? ip
+---@return integer|string port_or_err
+function Udp:local_addr() end
+
+---@return string? ip
+---@return integer|string port_or_err
+function Udp:peer() end
+
+---Closes now; a receive in flight returns nil, "closed".
+---@return true? ok
+---@return string? err "closed" if it already was
+function Udp:close() end
+
+---A Berkeley-style socket (moonport.socket).
+---@class moonport.Socket
+local Socket = {}
+
+---@param host string|moonport.Endpoint
+---@param port? integer
+---@return true? ok
+---@return string? err "address in use", "address family not supported", ...
+function Socket:bind(host, port) end
+
+---Makes a fresh stream socket a listener.
+---@param backlog? integer 1..65535 (default 128)
+---@return true? ok
+---@return string? err "not a fresh stream socket"
+function Socket:listen(backlog) end
+
+---Waits for a connection.
+---@return moonport.Socket? conn
+---@return moonport.Endpoint|string peer_or_err "timeout", "not listening", "closed"
+function Socket:accept() end
+
+---Connects a fresh stream socket (first address of a name), or fixes a datagram socket's peer.
+---@param host string|moonport.Endpoint
+---@param port? integer
+---@return true? ok
+---@return string? err "refused", "timeout", "already connected", "busy", ...
+function Socket:connect(host, port) end
+
+---Stream: conn:write. Datagram: one datagram to the connected peer.
+---@param data string|number|moonport.Buffer
+---@return integer? bytes
+---@return string? err "not connected", "closed", "timeout", ...
+function Socket:send(data) end
+
+---Stream: 1..max bytes (default 65536). Datagram: one datagram (max 1..65535, default 65535).
+---@param max? integer
+---@return string? data
+---@return string? err "closed", "timeout", "not connected", "truncated", ...
+---@return string? partial
+---@return moonport.Endpoint? from
+function Socket:recv(max) end
+
+---Datagram sockets only.
+---@param data string|number|moonport.Buffer
+---@param host string|moonport.Endpoint
+---@param port? integer
+---@return integer? bytes
+---@return string? err "not a datagram socket", ...
+function Socket:sendto(data, host, port) end
+
+---Datagram sockets only.
+---@param max? integer 1..65535 (default 65535)
+---@return string? data
+---@return moonport.Endpoint|string from_or_err
+---@return string? partial
+---@return moonport.Endpoint? from
+function Socket:recvfrom(max) end
+
+---@param name "SO_REUSEADDR"|"SO_REUSEPORT"|"SO_KEEPALIVE"|"SO_RCVBUF"|"SO_SNDBUF"|"SO_BROADCAST"|"TCP_NODELAY"|"IPV6_V6ONLY"|"SO_LINGER"
+---@param value boolean|integer|number|false booleans; bytes for SO_RCVBUF/SO_SNDBUF; seconds or false for SO_LINGER
+---@return true? ok
+---@return string? err "not supported", ...
+function Socket:setoption(name, value) end
+
+---@param name "SO_REUSEADDR"|"SO_REUSEPORT"|"SO_KEEPALIVE"|"SO_RCVBUF"|"SO_SNDBUF"|"SO_BROADCAST"|"TCP_NODELAY"|"IPV6_V6ONLY"|"SO_LINGER"
+---@return boolean|integer|number|nil value
+---@return string? err
+function Socket:getoption(name) end
+
+---@param how? "read"|"write"|"both" default "both"
+---@return true? ok
+---@return string? err
+function Socket:shutdown(how) end
+
+---Deadline for connect, accept, sends and receives; 0 or nil waits forever.
+---@param seconds? number
+function Socket:settimeout(seconds) end
+
+---@return moonport.Endpoint? addr
+---@return string? err
+function Socket:getsockname() end
+
+---@return moonport.Endpoint? addr
+---@return string? err
+function Socket:getpeername() end
+
+---The fd (Unix) or SOCKET handle (Windows); moonport still owns it.
+---@return integer? fd
+---@return string? err
+function Socket:fileno() end
+
+---@return true? ok
+---@return string? err "closed" if it already was
+function Socket:close() end
+
+---C's hostent (moonport.dns.gethostbyname).
+---@class moonport.HostEnt
+---@field name string canonical name (end of the CNAME chain)
+---@field aliases string[] names the CNAME chain went through, the name asked first
+---@field addresses string[]
+
+---@class moonport.LookupOptions
+---@field family? "inet"|"inet6" default both (gethostbyname: "inet")
+---@field timeout? number seconds for the whole call (default: timeout × attempts × servers)
+---@field nameserver? string|moonport.Endpoint|(string|moonport.Endpoint)[] "ip", "ip:port", "[ip6]:port" or endpoints
+
+---@class moonport.DnsConfig
+---@field nameserver? string|moonport.Endpoint|(string|moonport.Endpoint)[]
+---@field search? string[] domains to try names in
+---@field ndots? integer 0..15
+---@field timeout? number seconds one try waits for one server
+---@field attempts? integer rounds over the servers, 1..5
+---@field cache_size? integer answers cached per worker (default 4096, 0 = off)
 
 
 ---A byte buffer (moonport.buffer).
@@ -638,13 +852,124 @@ moonport.tcp = {}
 ---@return string? err
 function moonport.tcp.listen(opts, handler) end
 
----Connects to host:port.
----@param host string
+---Connects to host:port; a name's addresses are tried in order.
+---@overload fun(addr: moonport.Endpoint|string, opts?: moonport.ConnectOptions): moonport.Conn?, string?
+---@param host string IP literal or a name (resolved through moonport.dns)
 ---@param port integer
 ---@param opts? moonport.ConnectOptions
 ---@return moonport.Conn? conn
----@return string? err "refused", "timeout", "unreachable", ...
+---@return string? err "refused", "timeout", "unreachable", "not found", ...
 function moonport.tcp.connect(host, port, opts) end
+
+moonport.net = {}
+
+---An endpoint from an IP literal and a port, or from "ip:port".
+---@overload fun(text: string): moonport.Endpoint?, string?
+---@param ip string IP literal (no names)
+---@param port integer
+---@return moonport.Endpoint? ep
+---@return string? err "invalid address"
+function moonport.net.endpoint(ip, port) end
+
+---C's in_addr_t: network-order bytes read as a native integer.
+---@param text string dotted IPv4 address
+---@return integer? n
+---@return string? err "invalid address"
+function moonport.net.inet_addr(text) end
+
+---@param n integer -2^31..2^32-1
+---@return string
+function moonport.net.inet_ntoa(n) end
+
+---Raw network-order bytes: 4 for "inet", 16 for "inet6".
+---@param family "inet"|"inet6"
+---@param text string
+---@return string? bytes
+---@return string? err "invalid address"
+function moonport.net.inet_pton(family, text) end
+
+---@param family "inet"|"inet6"
+---@param bytes string 4 or 16 bytes
+---@return string? text
+---@return string? err "invalid address"
+function moonport.net.inet_ntop(family, bytes) end
+
+---@param n integer 0..65535
+---@return integer
+function moonport.net.htons(n) end
+
+---@param n integer 0..65535
+---@return integer
+function moonport.net.ntohs(n) end
+
+---@param n integer -2^31..2^32-1
+---@return integer
+function moonport.net.htonl(n) end
+
+---@param n integer -2^31..2^32-1
+---@return integer
+function moonport.net.ntohl(n) end
+
+moonport.udp = {}
+
+---A UDP socket bound to host:port (port 0 picks a free one).
+---@overload fun(addr: moonport.Endpoint|string): moonport.Udp?, string?
+---@param host string IP literal, "*", or a name
+---@param port integer
+---@return moonport.Udp? sock
+---@return string? err "address in use", "permission denied", ...
+function moonport.udp.bind(host, port) end
+
+moonport.AF_INET = "inet"
+moonport.AF_INET6 = "inet6"
+moonport.SOCK_STREAM = "stream"
+moonport.SOCK_DGRAM = "dgram"
+moonport.IPPROTO_TCP = "tcp"
+moonport.IPPROTO_UDP = "udp"
+moonport.SO_REUSEADDR = "SO_REUSEADDR"
+moonport.SO_REUSEPORT = "SO_REUSEPORT"
+moonport.SO_KEEPALIVE = "SO_KEEPALIVE"
+moonport.SO_RCVBUF = "SO_RCVBUF"
+moonport.SO_SNDBUF = "SO_SNDBUF"
+moonport.SO_BROADCAST = "SO_BROADCAST"
+moonport.TCP_NODELAY = "TCP_NODELAY"
+moonport.IPV6_V6ONLY = "IPV6_V6ONLY"
+moonport.SO_LINGER = "SO_LINGER"
+
+---A Berkeley-style socket.
+---@param family "inet"|"inet6"
+---@param type "stream"|"dgram"
+---@param proto? "tcp"|"udp" must match type
+---@return moonport.Socket? sock
+---@return string? err
+function moonport.socket(family, type, proto) end
+
+moonport.dns = {}
+
+---The addresses of name, IPv4 first.
+---@param name string
+---@param opts? moonport.LookupOptions
+---@return string[]? addresses
+---@return string? err "not found", "timeout", "server failure", "invalid name", ...
+function moonport.dns.resolve(name, opts) end
+
+---IPv4 unless opts.family is "inet6", as in C.
+---@param name string
+---@param opts? moonport.LookupOptions
+---@return moonport.HostEnt? host
+---@return string? err
+function moonport.dns.gethostbyname(name, opts) end
+
+---The name of an address: the hosts file's, else its PTR record's.
+---@param ip string
+---@param opts? moonport.LookupOptions
+---@return string? name
+---@return string? err "not found", "timeout", "invalid address", ...
+function moonport.dns.reverse(ip, opts) end
+
+---Changes this worker's resolver; fields left out keep their values.
+---@param settings moonport.DnsConfig
+function moonport.dns.configure(settings) end
 
 ---Runs fn(...) as a new coroutine on this worker.
 ---@param fn function
