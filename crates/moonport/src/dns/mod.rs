@@ -136,6 +136,8 @@ impl Resolver {
                 _ => Ok(HostEnt { name: ip.to_string(), aliases: Vec::new(), addrs: vec![ip] }),
             };
         }
+        // A trailing dot makes the name absolute: no search list.
+        let absolute = name.ends_with('.');
         let name = normalize(name);
         if name.is_empty() {
             return Err(DnsError::InvalidName);
@@ -157,7 +159,7 @@ impl Resolver {
             None => &[Rtype::A, Rtype::Aaaa],
         };
         let mut failure = None;
-        for candidate in candidates(&name, &settings) {
+        for candidate in candidates(&name, absolute, &settings) {
             let result = match types {
                 [one] => self.query(&candidate, *one, &servers, &settings, deadline).await.map(|a| vec![a]),
                 _ => {
@@ -279,10 +281,10 @@ impl Resolver {
 }
 
 /// The names to try for `name`, in order, per the search list and ndots.
-fn candidates(name: &str, settings: &Settings) -> Vec<String> {
+fn candidates(name: &str, absolute: bool, settings: &Settings) -> Vec<String> {
     let searched = settings.search.iter().map(|domain| format!("{name}.{domain}"));
     let dots = name.matches('.').count();
-    if settings.search.is_empty() {
+    if absolute || settings.search.is_empty() {
         vec![name.to_string()]
     } else if dots >= settings.ndots {
         std::iter::once(name.to_string()).chain(searched).collect()

@@ -56,9 +56,21 @@ fn lookup_options(lua: &Lua, opts: Value, func: &str, pos: usize) -> mlua::Resul
         Value::Nil => None,
         v => Some(family_arg(lua, v, arg.key("family"))?),
     };
-    let timeout = args::timeout(lua, args::field(opts, "timeout")?, arg.key("timeout"))?.flatten();
+    let timeout = positive_seconds(lua, args::field(opts, "timeout")?, arg.key("timeout"))?;
     let nameservers = nameservers(lua, args::field(opts, "nameserver")?, arg.key("nameserver"))?;
     Ok(LookupOptions { family, timeout, nameservers })
+}
+
+/// A timeout for a lookup: seconds above zero (a lookup cannot wait forever), or nil.
+fn positive_seconds(lua: &Lua, v: Value, arg: Arg) -> mlua::Result<Option<std::time::Duration>> {
+    if v.is_nil() {
+        return Ok(None);
+    }
+    let d = args::duration(lua, v, arg)?;
+    if d.is_zero() {
+        return Err(arg.error(lua, "seconds must be above 0"));
+    }
+    Ok(Some(d))
 }
 
 async fn lookup(lua: &Lua, name: &str, opts: &LookupOptions) -> Result<HostEnt, String> {
@@ -131,7 +143,7 @@ fn configure(lua: &Lua, opts: Value) -> mlua::Result<()> {
     }
     s.ndots =
         args::integer(lua, args::field(opts, "ndots")?, arg.key("ndots"), (0, 15), Some(s.ndots as i64))? as usize;
-    if let Some(Some(t)) = args::timeout(lua, args::field(opts, "timeout")?, arg.key("timeout"))? {
+    if let Some(t) = positive_seconds(lua, args::field(opts, "timeout")?, arg.key("timeout"))? {
         s.timeout = t;
     }
     s.attempts =

@@ -115,6 +115,8 @@ pub fn family_arg(lua: &Lua, v: Value, arg: Arg) -> mlua::Result<Family> {
 #[derive(Debug, Clone)]
 pub enum Target {
     Addr(SocketAddr),
+    /// `"*"`: the unspecified address of whatever family the socket has.
+    Any(u16),
     Name(String, u16),
 }
 
@@ -134,10 +136,12 @@ pub fn target(lua: &Lua, host: Value, port: Value, func: &str, pos: usize) -> ml
         return Ok((Target::Addr(addr), 1));
     }
     let port = args::integer(lua, port, Arg::new(func, pos + 1), (0, 65535), None)? as u16;
-    let host = if text == "*" { "0.0.0.0" } else { text.as_str() };
-    Ok(match addr::parse_ip(host) {
+    if text == "*" {
+        return Ok((Target::Any(port), 2));
+    }
+    Ok(match addr::parse_ip(&text) {
         Some(ip) => (Target::Addr(SocketAddr::new(ip, port)), 2),
-        None => (Target::Name(host.to_string(), port), 2),
+        None => (Target::Name(text, port), 2),
     })
 }
 
@@ -147,6 +151,10 @@ pub async fn resolve(lua: &Lua, target: Target, family: Option<Family>) -> Resul
     match target {
         Target::Addr(a) if family.is_none_or(|f| f == Family::of(&a.ip())) => Ok(vec![a]),
         Target::Addr(_) => Err("address family not supported".into()),
+        Target::Any(port) => Ok(vec![match family {
+            Some(Family::Inet6) => SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port)),
+            _ => SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, port)),
+        }]),
         Target::Name(name, port) => {
             let opts = LookupOptions { family, ..LookupOptions::default() };
             let found = resolver(lua).map_err(|e| e.to_string())?.lookup(&name, &opts).await;

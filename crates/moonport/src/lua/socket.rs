@@ -174,7 +174,7 @@ impl UserData for Socket {
         m.add_method("setoption", |lua, this, (name, value): (Value, Value)| {
             let opt = option_arg(lua, name, Arg::new("setoption", 1))?;
             let value = option_value(lua, opt, value, Arg::new("setoption", 2))?;
-            done(lua, this.with_sock(|s| opt.set(s, value)))
+            done(lua, this.set_option(opt, value))
         });
         m.add_method("getoption", |lua, this, name: Value| {
             let opt = option_arg(lua, name, Arg::new("getoption", 1))?;

@@ -1,7 +1,8 @@
 //! `moonport.tcp`: `listen` and `connect`, the listener object and the `conn`
 //! object. Expected failures return `nil, err` (`"closed"`, `"timeout"`, ...);
-//! after a fatal one (anything but a timeout, `"busy"` or a too-long line)
-//! the connection is closed and later calls fail fast with `"closed"`.
+//! after a fatal one (`NetError::is_fatal`: not a timeout, `"busy"`, a too-long
+//! line or the end of the peer's stream) the connection is closed and later
+//! calls fail fast with `"closed"`. After end of stream it stays writable.
 
 use std::net::SocketAddr;
 use std::pin::pin;

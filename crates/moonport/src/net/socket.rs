@@ -20,7 +20,8 @@ use futures_util::future::{Either, select};
 use socket2::{Domain, Protocol, SockRef, Type};
 
 use super::addr::Family;
-use super::{NetError, TcpConn, Timeouts, UdpSock};
+use super::udp::not_connected;
+use super::{NetError, OptValue, SockOpt, TcpConn, Timeouts, UdpSock};
 use crate::platform;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +52,8 @@ pub struct Socket {
     /// An accept whose caller gave up (a timeout), parked for the next
     /// `accept`: cancelling it could lose a connection it was taking.
     pending_accept: RefCell<Option<PendingAccept>>,
+    /// TCP_NODELAY as the script set it, if it did.
+    nodelay: Cell<Option<bool>>,
 }
 
 type PendingAccept = Pin<Box<dyn Future<Output = io::Result<(TcpStream, SocketAddr)>>>>;
@@ -81,6 +84,7 @@ impl Socket {
             timeout: Cell::new(None),
             closed: Event::new(),
             pending_accept: RefCell::new(None),
+            nodelay: Cell::new(None),
         }
     }
 
@@ -103,7 +107,28 @@ impl Socket {
             State::Connecting => return Err(NetError::Busy),
             State::Closed => return Err(NetError::Closed),
         };
-        Ok(result?)
+        result.map_err(not_connected)
+    }
+
+    /// Sets an option; TCP_NODELAY is also remembered, for the connection
+    /// `connect` or `accept` makes (which would otherwise turn Nagle off).
+    pub fn set_option(&self, opt: SockOpt, value: OptValue) -> Result<(), NetError> {
+        self.with_sock(|s| opt.set(s, value))?;
+        if let (SockOpt::NoDelay, OptValue::Bool(on)) = (opt, value) {
+            self.nodelay.set(Some(on));
+        }
+        Ok(())
+    }
+
+    /// Wraps a new connection, with this socket's timeout and TCP_NODELAY.
+    fn conn(&self, stream: TcpStream, read_chunk: usize) -> TcpConn {
+        let conn = TcpConn::new(stream, read_chunk);
+        let timeout = self.timeout.get();
+        conn.set_timeouts(Timeouts { send: timeout, read: timeout });
+        if let Some(on) = self.nodelay.get() {
+            let _ = conn.set_nodelay(on);
+        }
+        conn
     }
 
     pub fn bind(&self, addr: SocketAddr) -> Result<(), NetError> {
@@ -116,8 +141,12 @@ impl Socket {
         let socket = match std::mem::replace(&mut *state, State::Closed) {
             State::Fresh(s) => s,
             other => {
+                let err = match other {
+                    State::Closed => NetError::Closed,
+                    _ => NetError::Invalid("not a fresh stream socket"),
+                };
                 *state = other;
-                return Err(NetError::Invalid("not a fresh stream socket"));
+                return Err(err);
             }
         };
         let listener = socket
@@ -144,11 +173,10 @@ impl Socket {
             }
             other => other??,
         };
-        let conn = TcpConn::new(stream, read_chunk);
-        let timeout = self.timeout.get();
-        conn.set_timeouts(Timeouts { send: timeout, read: timeout });
-        let accepted = Self::with_state(State::Stream(Rc::new(conn)), self.family, SocketKind::Stream);
-        accepted.timeout.set(timeout);
+        let accepted =
+            Self::with_state(State::Stream(Rc::new(self.conn(stream, read_chunk))), self.family, SocketKind::Stream);
+        accepted.timeout.set(self.timeout.get());
+        accepted.nodelay.set(self.nodelay.get());
         Ok((accepted, peer))
     }
 
@@ -160,20 +188,16 @@ impl Socket {
             Err(Ok(datagram)) => return datagram.connect(addr).await,
             Err(Err(e)) => return Err(e),
         };
-        // A connect abandoned half-way leaves the socket unusable, as in C.
-        let mut outcome = State::Closed;
-        let result = self.until_closed(connect_stream(socket, addr)).await;
-        if let Ok(Ok(stream)) = result.as_ref().map(|r| r.as_ref()) {
-            let conn = TcpConn::new(stream.clone(), read_chunk);
-            let timeout = self.timeout.get();
-            conn.set_timeouts(Timeouts { send: timeout, read: timeout });
-            outcome = State::Stream(Rc::new(conn));
-        }
+        // A failed or abandoned connect (also a coroutine cancelled while in
+        // it) leaves the socket closed, as C leaves it unusable.
+        let _abandoned = AbandonConnect(self);
+        let stream = self.until_closed(connect_stream(socket, addr)).await??;
+        let conn = self.conn(stream, read_chunk);
         let mut state = self.state.borrow_mut();
         if matches!(*state, State::Connecting) {
-            *state = outcome;
+            *state = State::Stream(Rc::new(conn));
         }
-        result?.map(drop).map_err(NetError::from)
+        Ok(())
     }
 
     /// Takes a fresh stream socket out for connecting; a datagram socket is
@@ -239,6 +263,7 @@ impl Socket {
     }
 
     pub fn peer_addr(&self) -> Result<SocketAddr, NetError> {
+        // Before connect, the descriptor says ENOTCONN: "not connected".
         self.with_sock(|s| s.peer_addr())?.as_socket().ok_or(NetError::Invalid("not connected"))
     }
 
@@ -270,6 +295,18 @@ impl Socket {
             _ => {}
         }
         self.closed.notify(usize::MAX);
+    }
+}
+
+/// Closes a socket whose `connect` did not finish.
+struct AbandonConnect<'a>(&'a Socket);
+
+impl Drop for AbandonConnect<'_> {
+    fn drop(&mut self) {
+        let mut state = self.0.state.borrow_mut();
+        if matches!(*state, State::Connecting) {
+            *state = State::Closed;
+        }
     }
 }
 

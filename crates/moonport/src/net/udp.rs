@@ -92,41 +92,33 @@ impl UdpSock {
         if self.receiving.replace(true) {
             return Err(NetError::Busy);
         }
-        let result = self.recv_inner(max).await;
-        self.receiving.set(false);
-        result
-    }
-
-    async fn recv_inner(&self, max: usize) -> Result<Datagram, NetError> {
-        let socket = self.socket()?;
+        let socket = self.socket();
+        let mut guard = Receiving { sock: self, fut: self.pending.borrow_mut().take() };
         let closed = self.closed.listen();
-        let mut fut = self.pending.borrow_mut().take().unwrap_or_else(|| {
-            let buf = Vec::with_capacity(max.min(MAX_DATAGRAM) + 1);
-            Box::pin(async move { socket.recv_from(buf).await })
-        });
-        let waited = {
-            let race = select(&mut fut, closed);
-            match self.timeout.get() {
-                None => Ok(race.await),
-                Some(d) => compio::time::timeout(d, race).await,
-            }
+        let fut = match (&mut guard.fut, socket) {
+            (Some(parked), _) => parked,
+            (slot, Ok(socket)) => slot
+                .insert(Box::pin(async move { socket.recv_from(Vec::with_capacity(max.min(MAX_DATAGRAM) + 1)).await })),
+            (_, Err(e)) => return Err(e),
+        };
+        let race = select(fut, closed);
+        let waited = match self.timeout.get() {
+            None => Ok(race.await),
+            Some(d) => compio::time::timeout(d, race).await,
         };
         let BufResult(res, mut buf) = match waited {
             Ok(Either::Left((done, _))) => done,
             Ok(Either::Right(_)) => return Err(NetError::Closed),
-            Err(_) => {
-                // Parked for the next receive, unless the socket was closed meanwhile.
-                if !self.is_closed() {
-                    *self.pending.borrow_mut() = Some(fut);
-                }
-                return Err(NetError::Timeout);
-            }
+            // The guard parks the receive for the next call.
+            Err(_) => return Err(NetError::Timeout),
         };
+        guard.fut = None;
         match res {
             Ok((n, from)) => {
-                buf.truncate(n);
-                let truncated = n > max;
-                buf.truncate(max);
+                // A parked receive may have had a smaller buffer than this call
+                // allows: a datagram that filled it may have been cut.
+                let truncated = n > max || n >= buf.capacity();
+                buf.truncate(n.min(max));
                 Ok(Datagram { data: buf, from, truncated })
             }
             Err(e) if platform::is_message_too_long(&e) => Err(NetError::Truncated),
@@ -139,7 +131,7 @@ impl UdpSock {
     }
 
     pub fn peer_addr(&self) -> Result<SocketAddr, NetError> {
-        Ok(self.socket()?.peer_addr()?)
+        self.socket()?.peer_addr().map_err(not_connected)
     }
 
     /// Closes the socket; a receive in flight ends with `Closed`.
@@ -151,8 +143,32 @@ impl UdpSock {
     }
 }
 
+/// One `recv` in progress. However the call ends — a timeout, or its
+/// coroutine cancelled by `moonport.timeout` or `select` — the socket is free
+/// for the next receive, and a receive still in flight is parked for it.
+struct Receiving<'a> {
+    sock: &'a UdpSock,
+    fut: Option<PendingRecv>,
+}
+
+impl Drop for Receiving<'_> {
+    fn drop(&mut self) {
+        if let Some(fut) = self.fut.take()
+            && !self.sock.is_closed()
+        {
+            *self.sock.pending.borrow_mut() = Some(fut);
+        }
+        self.sock.receiving.set(false);
+    }
+}
+
 impl Drop for UdpSock {
     fn drop(&mut self) {
         self.close();
     }
+}
+
+/// "not connected" in words, where the generic mapping would say "closed".
+pub(super) fn not_connected(e: std::io::Error) -> NetError {
+    if e.kind() == std::io::ErrorKind::NotConnected { NetError::Invalid("not connected") } else { NetError::from(e) }
 }

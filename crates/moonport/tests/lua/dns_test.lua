@@ -120,8 +120,9 @@ T.test("configure sets the servers, search list and cache for this worker", func
   dns.configure({ nameserver = { "127.0.0.1:1", ns }, timeout = 0.2, attempts = 1, search = { "corp.test" } })
   -- the first server is dead: the second answers
   T.eq(assert(dns.resolve("www.example.test", { family = "inet" }))[1], "192.0.2.10")
-  -- a single-label name goes through the search list
+  -- a single-label name goes through the search list; a trailing dot opts out
   T.eq(assert(dns.resolve("host", { family = "inet" }))[1], "192.0.2.50")
+  T.eq(select(2, dns.resolve("host.", { family = "inet" })), "not found")
   -- and TCP connects resolve names through it too (loop.example.test is 127.0.0.1)
   local s = assert(moonport.socket("inet", "stream"))
   assert(s:bind("127.0.0.1", 0)); assert(s:listen())
@@ -138,6 +139,7 @@ T.test("wrong arguments are programmer errors", function()
   T.raises("bad argument #2 to 'resolve' (family:", dns.resolve, "x", { family = "ipx" })
   T.raises("bad argument #2 to 'resolve' (nameserver:", dns.resolve, "x", { nameserver = "nowhere" })
   T.raises("bad argument #1 to 'configure'", dns.configure)
+  T.raises("seconds must be above 0", dns.resolve, "x", { timeout = 0 })
 end)
 
 T.done()

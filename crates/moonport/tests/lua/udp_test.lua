@@ -52,8 +52,12 @@ T.test("a datagram larger than max is reported truncated, and the next is whole"
   a:sendto(string.rep("x", 200), ep_of(b))
   a:sendto("after", ep_of(b))
   local data, err, partial, from = b:recvfrom(100)
-  T.eq(data, nil); T.eq(err, "truncated"); T.eq(partial, string.rep("x", 100))
-  T.truthy(from == ep_of(a), "sender still reported")
+  T.eq(data, nil); T.eq(err, "truncated")
+  -- Windows reports an oversized datagram as an error without its bytes.
+  if package.config:sub(1, 1) ~= "\\" then
+    T.eq(partial, string.rep("x", 100))
+    T.truthy(from == ep_of(a), "sender still reported")
+  end
   T.eq(b:recvfrom(100), "after")
   -- exactly max bytes is not truncated
   a:sendto(string.rep("y", 100), ep_of(b))
@@ -71,6 +75,19 @@ T.test("a receive timeout loses no datagram that arrives later", function()
   a:sendto("late", ep_of(b))
   b:set_timeout(2)
   T.eq(b:recvfrom(), "late")
+  a:close(); b:close()
+end)
+
+T.test("a receive cancelled from outside leaves the socket usable and loses nothing", function()
+  local a, b = pair("127.0.0.1")
+  -- moonport.timeout cancels the coroutine's wait, not the socket's receive
+  T.eq(select(2, moonport.timeout(0.05, function() return b:recvfrom(10) end)), "timeout")
+  a:sendto(string.rep("w", 50), ep_of(b))
+  -- the parked receive had room for 11 bytes: the datagram must not come back cut short unreported
+  local data, err, partial = b:recvfrom(100)
+  if data then T.eq(data, string.rep("w", 50)) else T.eq(err, "truncated"); T.truthy(#(partial or "") <= 11, "partial") end
+  a:sendto("next", ep_of(b))
+  T.eq(b:recvfrom(100), "next", "not busy afterwards")
   a:close(); b:close()
 end)
 
