@@ -6,6 +6,12 @@
 //! checks they equal what was sent, and repeats until the run ends. Latency
 //! of every round trip in the measurement window goes into an HDR histogram.
 //!
+//! `--preface` (with `--preface-until`) lets it drive servers that take raw
+//! TCP only after a request, such as nginx with `ngx.req.socket(true)`: the
+//! preface is sent once per connection and the reply skipped up to the
+//! marker, during the connect phase, before the clock starts (see
+//! `bench/peers/README.md`).
+//!
 //! Safety rails: the run is bounded in time (connect timeout, warm-up,
 //! duration, and a grace period after which stuck connections are abandoned)
 //! and only loopback targets are accepted (see [`crate::target`]).
@@ -19,11 +25,11 @@ use std::rc::Rc;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use crate::connect::connect_all;
+use crate::connect::{CONNECT_TIMEOUT, connect_all};
 use clap::Args;
 use compio::BufResult;
 use compio::buf::{IntoInner, IoBuf};
-use compio::io::{AsyncReadExt, AsyncWriteExt};
+use compio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use compio::net::TcpStream;
 use hdrhistogram::Histogram;
 
@@ -63,7 +69,60 @@ pub struct EchoArgs {
     /// Print one JSON line with the results instead of the text report.
     #[arg(long)]
     json: bool,
+    /// Bytes sent once on every connection before the ping-pong, e.g.
+    /// 'GET / HTTP/1.1\r\nHost: x\r\n\r\n' for nginx-lua's raw socket.
+    /// Escapes: \r \n \t \\ \xHH.
+    #[arg(long, value_parser = parse_escaped)]
+    preface: Option<Escaped>,
+    /// After the preface, read and discard the server's reply up to and
+    /// including this marker (same escapes), e.g. '\r\n\r\n'.
+    #[arg(long, value_parser = parse_escaped, requires = "preface")]
+    preface_until: Option<Escaped>,
 }
+
+/// Bytes given on the command line with backslash escapes.
+#[derive(Clone, Debug)]
+pub struct Escaped(Vec<u8>);
+
+/// Parses `\r`, `\n`, `\t`, `\\` and `\xHH`; other bytes stand for themselves.
+fn parse_escaped(s: &str) -> Result<Escaped, String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            out.push(b[i]);
+            i += 1;
+            continue;
+        }
+        let (byte, len) = match b.get(i + 1) {
+            Some(b'r') => (b'\r', 2),
+            Some(b'n') => (b'\n', 2),
+            Some(b't') => (b'\t', 2),
+            Some(b'\\') => (b'\\', 2),
+            Some(b'x') => {
+                let hex = s.get(i + 2..i + 4).ok_or("\\x needs two hex digits")?;
+                (u8::from_str_radix(hex, 16).map_err(|_| format!("bad escape \\x{hex}"))?, 4)
+            }
+            _ => return Err(format!("unknown escape at byte {i} (use \\r \\n \\t \\\\ \\xHH)")),
+        };
+        out.push(byte);
+        i += len;
+    }
+    if out.is_empty() {
+        return Err("must not be empty".into());
+    }
+    Ok(Escaped(out))
+}
+
+/// The per-connection preface and the reply marker to skip to.
+struct Preface {
+    send: Vec<u8>,
+    until: Option<Vec<u8>>,
+}
+
+/// Longest reply to a preface that is skipped before giving up.
+const MAX_PREFACE_REPLY: usize = 64 * 1024;
 
 /// Error counters, per thread and then summed.
 #[derive(Debug, Default, Clone, Copy)]
@@ -131,6 +190,8 @@ struct Plan {
     size: usize,
     warmup: Duration,
     duration: Duration,
+    /// Sent on each connection before the run (leaked: lives for the process).
+    preface: Option<&'static Preface>,
 }
 
 pub fn run(args: EchoArgs) -> Result<ExitCode, String> {
@@ -145,7 +206,9 @@ pub fn run(args: EchoArgs) -> Result<ExitCode, String> {
     let warmup = seconds("--warmup", args.warmup, true)?;
     let threads = args.threads.unwrap_or_else(crate::default_threads).clamp(1, args.conns);
 
-    let plan = Plan { addr, size: args.size, warmup, duration };
+    let preface: Option<&'static Preface> =
+        args.preface.map(|p| &*Box::leak(Box::new(Preface { send: p.0, until: args.preface_until.map(|u| u.0) })));
+    let plan = Plan { addr, size: args.size, warmup, duration, preface };
     // Every thread connects first; the clock starts once all have connected.
     let barrier = Arc::new(Barrier::new(threads));
     let mut handles = Vec::with_capacity(threads);
@@ -249,10 +312,17 @@ fn load_thread(plan: Plan, ids: Vec<usize>, barrier: Arc<Barrier>) -> Result<Thr
     });
     let rt = compio::runtime::Runtime::new();
     let streams = match &rt {
-        Ok(rt) => rt.block_on(connect_all(plan.addr, &ids, "conn", true, |failure| {
-            shared.errors.borrow_mut().connect += 1;
-            shared.note(failure);
-        })),
+        Ok(rt) => rt.block_on(async {
+            let streams = connect_all(plan.addr, &ids, "conn", true, |failure| {
+                shared.errors.borrow_mut().connect += 1;
+                shared.note(failure);
+            })
+            .await;
+            match plan.preface {
+                Some(p) => preface_all(streams, p, &shared).await,
+                None => streams,
+            }
+        }),
         Err(_) => Vec::new(),
     };
     // Always reach the barrier, even on failure, so no thread waits forever.
@@ -293,6 +363,68 @@ fn load_thread(plan: Plan, ids: Vec<usize>, barrier: Arc<Barrier>) -> Result<Thr
         errors: shared.errors.into_inner(),
         samples: shared.samples.into_inner(),
     })
+}
+
+/// Sends the preface on every stream concurrently and skips each reply up to
+/// the marker; a stream that fails (or takes longer than the connect
+/// timeout) is dropped and counted as a connect error.
+async fn preface_all(
+    streams: Vec<(usize, TcpStream)>,
+    p: &'static Preface,
+    shared: &Shared,
+) -> Vec<(usize, TcpStream)> {
+    let tasks: Vec<_> = streams
+        .into_iter()
+        .map(|(id, mut stream)| {
+            compio::runtime::spawn(async move {
+                let res = compio::time::timeout(CONNECT_TIMEOUT, send_preface(&mut stream, p)).await;
+                (id, stream, res)
+            })
+        })
+        .collect();
+    let mut ready = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        let failure = match task.await {
+            Ok((id, stream, Ok(Ok(())))) => {
+                ready.push((id, stream));
+                continue;
+            }
+            Ok((id, _, Ok(Err(e)))) => format!("conn {id}: preface: {e}"),
+            Ok((id, _, Err(_))) => format!("conn {id}: no reply to the preface within {CONNECT_TIMEOUT:?}"),
+            Err(_) => "a preface task panicked".to_string(),
+        };
+        shared.errors.borrow_mut().connect += 1;
+        shared.note(failure);
+    }
+    ready
+}
+
+/// Writes the preface, then reads until the reply marker (if any) has
+/// arrived; bytes after the marker would be mistaken for echoes, so they are
+/// an error.
+async fn send_preface(stream: &mut TcpStream, p: &'static Preface) -> Result<(), String> {
+    let BufResult(res, _) = stream.write_all(&p.send[..]).await;
+    res.map_err(|e| format!("write failed: {e}"))?;
+    let Some(marker) = &p.until else { return Ok(()) };
+    let mut seen: Vec<u8> = Vec::new();
+    loop {
+        let BufResult(res, buf) = stream.read(Vec::with_capacity(4096)).await;
+        match res {
+            Ok(0) => return Err("server closed the connection before the reply marker".into()),
+            Ok(_) => seen.extend_from_slice(&buf),
+            Err(e) => return Err(format!("read failed: {e}")),
+        }
+        if let Some(pos) = seen.windows(marker.len()).position(|w| w == &marker[..]) {
+            return if pos + marker.len() == seen.len() {
+                Ok(())
+            } else {
+                Err("unexpected bytes after the reply marker".into())
+            };
+        }
+        if seen.len() > MAX_PREFACE_REPLY {
+            return Err(format!("no reply marker in the first {MAX_PREFACE_REPLY} bytes"));
+        }
+    }
 }
 
 /// Fills the payload with a per-connection pattern.

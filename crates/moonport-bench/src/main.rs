@@ -15,6 +15,7 @@ mod echo;
 mod fanout;
 mod relay;
 mod serve;
+mod serve_tokio;
 mod target;
 
 use std::process::ExitCode;
@@ -36,6 +37,8 @@ enum Command {
     ServeCompio(serve::ServeArgs),
     /// One publisher, N viewers through a loopback broadcast server.
     Fanout(fanout::FanoutArgs),
+    /// Native tokio echo server (the tokio peer of the benchmark suite).
+    ServeTokio(serve_tokio::ServeTokioArgs),
     /// Stream throughput through a loopback TCP relay into this tool's sink.
     Relay(relay::RelayArgs),
     /// Native compio TCP relay (thread-per-core, SO_REUSEPORT sharding).
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         Command::Echo(args) => echo::run(args),
         Command::ServeCompio(args) => serve::run(args),
         Command::Fanout(args) => fanout::run(args),
+        Command::ServeTokio(args) => serve_tokio::run(args),
         Command::Relay(args) => relay::run(args),
         Command::ServeRelayCompio(args) => relay::serve(args),
     };
