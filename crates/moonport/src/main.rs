@@ -41,6 +41,10 @@ enum Command {
         /// connections out; the default where SO_REUSEPORT is missing).
         #[arg(long)]
         sharding: Option<String>,
+        /// Most coroutines alive at once per worker (connection handlers and
+        /// tasks); past it new connections are closed. LuaJIT's default is 6000.
+        #[arg(long, default_value_t = moonport::engine::DEFAULT_MAX_COROUTINES)]
+        max_coroutines: usize,
         /// error, warn, info, debug or trace; RUST_LOG, when set, takes precedence.
         #[arg(long, default_value = "info")]
         log_level: String,
@@ -48,7 +52,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let Command::Run { script, args, workers, grace, sharding, log_level } = Cli::parse().command;
+    let Command::Run { script, args, workers, grace, sharding, max_coroutines, log_level } = Cli::parse().command;
     let filter = std::env::var("RUST_LOG")
         .ok()
         .and_then(|spec| EnvFilter::try_new(spec).ok())
@@ -80,5 +84,6 @@ fn main() -> ExitCode {
         workers,
         grace: Duration::from_secs_f64(grace),
         sharding,
+        max_coroutines: max_coroutines.max(1),
     })
 }

@@ -93,7 +93,9 @@ fn one_publisher_two_thousand_viewers_on_all_workers_get_the_identical_sequence(
 }
 
 /// Publishes in lockstep with two fast viewers while a third never reads.
-fn slow_viewer_run(policy: &str) -> (Server, TcpStream) {
+/// The fast viewers come back too: they must stay connected, or their own
+/// departures would be the first "viewer left" lines in the log.
+fn slow_viewer_run(policy: &str) -> (Server, TcpStream, [TcpStream; 2]) {
     const FRAMES: usize = 800;
     let (server, pub_addr, view_addr) = start(2, policy);
     let mut fast = [connect(view_addr), connect(view_addr)];
@@ -110,12 +112,12 @@ fn slow_viewer_run(policy: &str) -> (Server, TcpStream) {
             assert_eq!(got, p, "fast viewer, frame {i}");
         }
     }
-    (server, slow)
+    (server, slow, fast)
 }
 
 #[test]
 fn a_viewer_that_stops_reading_loses_oldest_frames_and_never_slows_the_others() {
-    let (server, slow) = slow_viewer_run("drop_oldest");
+    let (server, slow, _fast) = slow_viewer_run("drop_oldest");
     drop(slow);
     // Its attach notices at the next write and reports what the policy dropped.
     let (pub_addr, _) = (server.addr(), ());
@@ -136,7 +138,7 @@ fn a_viewer_that_stops_reading_loses_oldest_frames_and_never_slows_the_others() 
 
 #[test]
 fn a_viewer_that_stops_reading_is_disconnected_under_the_disconnect_policy() {
-    let (server, slow) = slow_viewer_run("disconnect");
+    let (server, slow, _fast) = slow_viewer_run("disconnect");
     assert!(server.wait_log("viewer left: overflow", Duration::from_secs(10)), "{}", server.log());
     expect_end_of_stream(slow);
 }

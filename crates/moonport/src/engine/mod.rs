@@ -36,7 +36,16 @@ pub struct Config {
     /// How long connections may take to finish after a shutdown signal.
     pub grace: Duration,
     pub sharding: Sharding,
+    /// Most coroutines (connection handlers and tasks) alive at once on one
+    /// worker; past it new connections are closed and `spawn` fails.
+    pub max_coroutines: usize,
 }
+
+/// The default `max_coroutines`. Each live coroutine holds one slot of mlua's
+/// reference stack, which LuaJIT caps at 8000 per Lua state (LUAI_MAXCSTACK);
+/// the rest is left for the values calls hold while they wait. Lua 5.4 allows
+/// a million slots.
+pub const DEFAULT_MAX_COROUTINES: usize = if cfg!(feature = "luajit") { 6000 } else { 500_000 };
 
 /// State shared by all workers of the process.
 pub struct Engine {

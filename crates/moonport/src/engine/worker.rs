@@ -19,6 +19,8 @@ pub struct WorkerCtx {
     pub activity: Rc<Activity>,
     /// Counts this worker's `listen` calls, to pair them with other workers'.
     pub listen_seq: Cell<usize>,
+    /// Coroutines alive on this worker, against `Config::max_coroutines`.
+    pub coroutines: Cell<usize>,
 }
 
 pub fn run(engine: Arc<Engine>, id: usize) {
@@ -49,7 +51,13 @@ fn report_driver(runtime: &compio::runtime::Runtime) {
 }
 
 async fn serve(engine: Arc<Engine>, id: usize) {
-    let ctx = Rc::new(WorkerCtx { id, engine: engine.clone(), activity: Activity::new(), listen_seq: Cell::new(0) });
+    let ctx = Rc::new(WorkerCtx {
+        id,
+        engine: engine.clone(),
+        activity: Activity::new(),
+        listen_seq: Cell::new(0),
+        coroutines: Cell::new(0),
+    });
     let vm = match lua::Vm::new(ctx.clone()) {
         Ok(vm) => vm,
         Err(e) => {

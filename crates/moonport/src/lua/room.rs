@@ -14,7 +14,6 @@ use super::args::{self, Arg};
 use super::buffer::{Bytes, DEFAULT_MAX};
 use super::worker;
 use crate::buf::Buffer;
-use crate::net::TcpConn;
 use crate::room::{Limits, Policy, Recv, Room, Subscription};
 
 struct RoomHandle(Arc<Room>);
@@ -87,34 +86,35 @@ impl UserData for RoomHandle {
             let (limits, policy) = subscription_options(lua, opts, Arg::new("subscribe", 1))?;
             Ok(SubHandle(this.0.subscribe(limits, policy)))
         });
-        m.add_async_method("attach", |lua, this: UserDataRef<Self>, (conn, opts): (Value, Value)| async move {
-            let conn = match conn {
-                Value::UserData(ud) if ud.is::<TcpConn>() => ud,
-                other => {
-                    return Err(Arg::new("attach", 1).error(&lua, format!("conn expected, got {}", other.type_name())));
-                }
-            };
-            let (limits, policy) = subscription_options(&lua, opts, Arg::new("attach", 2))?;
-            let conn: UserDataRef<TcpConn> = conn.borrow()?;
-            let sub = SubHandle(this.0.subscribe(limits, policy));
-            let reason = loop {
-                match sub.0.recv().await {
-                    Recv::Message(msg) => {
-                        // A viewer stuck in a write must still meet its policy.
-                        match select(pin!(conn.write_chunk(msg)), pin!(sub.0.ended())).await {
-                            Either::Left((Ok(_), _)) | Either::Right(_) => {}
-                            Either::Left((Err(e), _)) => break e.to_string(),
+        m.add_async_method("attach", |lua, this: UserDataRef<Self>, (conn, opts): (Value, Value)| {
+            // Checked and taken out of their Lua objects before the wait: an
+            // attached viewer holds no Lua value while it waits.
+            let room = this.0.clone();
+            drop(this);
+            let checked = super::relay::conn_arg(&lua, conn, Arg::new("attach", 1))
+                .and_then(|conn| Ok((conn, subscription_options(&lua, opts, Arg::new("attach", 2))?)));
+            async move {
+                let (conn, (limits, policy)) = checked?;
+                let sub = SubHandle(room.subscribe(limits, policy));
+                let reason = loop {
+                    match sub.0.recv().await {
+                        Recv::Message(msg) => {
+                            // A viewer stuck in a write must still meet its policy.
+                            match select(pin!(conn.write_chunk(msg)), pin!(sub.0.ended())).await {
+                                Either::Left((Ok(_), _)) | Either::Right(_) => {}
+                                Either::Left((Err(e), _)) => break e.to_string(),
+                            }
+                        }
+                        Recv::Closed => break "closed".to_string(),
+                        Recv::Overflow => {
+                            // Too slow for this room: the policy says let it go.
+                            conn.close();
+                            break "overflow".to_string();
                         }
                     }
-                    Recv::Closed => break "closed".to_string(),
-                    Recv::Overflow => {
-                        // Too slow for this room: the policy says let it go.
-                        conn.close();
-                        break "overflow".to_string();
-                    }
-                }
-            };
-            Ok((reason, sub.0.missed()))
+                };
+                Ok((reason, sub.0.missed()))
+            }
         });
         m.add_meta_method("__tostring", |_, this, ()| Ok(format!("room({})", this.0.name())));
     }

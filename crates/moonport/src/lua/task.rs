@@ -24,11 +24,17 @@ pub fn spawn(
     args: impl IntoLuaMulti,
     done: impl FnOnce(Option<String>) + 'static,
 ) -> mlua::Result<()> {
+    let ctx = worker(lua)?;
+    let limit = ctx.engine.config.max_coroutines;
+    if ctx.coroutines.get() >= limit {
+        return Err(mlua::Error::runtime(format!("too many coroutines (this worker's limit is {limit})")));
+    }
     let runner: Function = lua.named_registry_value(RUNNER)?;
     // A recycled coroutine, terminated (its pending operations dropped) if
     // the task is dropped before it ends.
     let finished = runner.call_async::<(bool, Value)>((f, args));
-    let hold = worker(lua)?.activity.hold();
+    let hold = ctx.activity.hold();
+    ctx.coroutines.set(ctx.coroutines.get() + 1);
     compio::runtime::spawn(async move {
         // A panic in a binding must not silently swallow the task: report it
         // as the task's failure (the main chunk's then fails the process).
@@ -39,6 +45,7 @@ pub fn spawn(
             Err(panic) => Some(format!("internal error: {}", panic_message(&panic))),
         };
         done(error);
+        ctx.coroutines.set(ctx.coroutines.get() - 1);
         drop(hold);
     })
     .detach();
@@ -64,11 +71,15 @@ pub fn install(lua: &Lua, moonport: &Table) -> mlua::Result<()> {
         "spawn",
         lua.create_function(|lua, (f, rest): (Value, MultiValue)| {
             let f = args::function(lua, f, args::Arg::new("spawn", 1))?;
-            spawn(lua, f, rest, |error| {
+            let started = spawn(lua, f, rest, |error| {
                 if let Some(error) = error {
                     tracing::error!("task failed: {error}");
                 }
-            })
+            });
+            match started {
+                Ok(()) => true.into_lua_multi(lua),
+                Err(e) => (Value::Nil, e.to_string()).into_lua_multi(lua),
+            }
         })?,
     )?;
     moonport.set(

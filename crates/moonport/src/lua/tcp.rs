@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use futures_util::future::select;
 use mlua::{
-    AnyUserData, Function, IntoLuaMulti, Lua, MultiValue, Table, UserData, UserDataMethods, UserDataRef, Value,
+    AnyUserData, Function, IntoLuaMulti, Lua, MultiValue, RegistryKey, Table, UserData, UserDataMethods, UserDataRef,
+    Value,
 };
 
 use super::args::{self, Arg};
@@ -134,26 +135,39 @@ fn read_buffer_option(lua: &Lua, opts: Option<&Table>, arg: Arg) -> mlua::Result
 /// Runs the handler for one accepted connection in a new coroutine; the
 /// connection closes when the handler returns or fails.
 fn serve_conn(lua: &Lua, handler: &Function, conn: TcpConn, peer: SocketAddr) {
+    let closer = conn.clone();
+    let refused = conn.clone();
     let ud = match lua.create_userdata(conn) {
         Ok(ud) => ud,
         Err(e) => return tracing::error!("connection {peer}: {e}"),
     };
-    let this = ud.clone();
     let started = spawn(lua, handler.clone(), ud, move |error| {
         if let Some(error) = error {
             tracing::error!("connection {peer}: {error}");
         }
-        close_userdata(&this);
+        closer.close();
     });
     if let Err(e) = started {
-        tracing::error!("connection {peer}: cannot start its handler: {e}");
+        refused.close();
+        warn_not_served(peer, &e);
     }
 }
 
-fn close_userdata(ud: &AnyUserData) {
-    if let Ok(conn) = ud.borrow::<TcpConn>() {
-        conn.close();
+/// Logs a connection closed unserved (the worker is at its coroutine limit),
+/// at most once a second: a flood of them must not flood the log too.
+fn warn_not_served(peer: SocketAddr, e: &mlua::Error) {
+    thread_local! {
+        static LAST: std::cell::Cell<Option<std::time::Instant>> = const { std::cell::Cell::new(None) };
+        static SKIPPED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
     }
+    let now = std::time::Instant::now();
+    if LAST.get().is_some_and(|t| now - t < Duration::from_secs(1)) {
+        SKIPPED.set(SKIPPED.get() + 1);
+        return;
+    }
+    LAST.set(Some(now));
+    let skipped = SKIPPED.replace(0);
+    tracing::warn!("connection {peer} closed unserved: {e} (and {skipped} more since the last warning)");
 }
 
 /// `connect(host, port [, opts])` or `connect(endpoint [, opts])`: tries each
@@ -193,12 +207,12 @@ pub(super) enum ReadOp {
     Exact(usize),
     /// Append 1..=max bytes to a buffer; returns the count.
     Into {
-        buf: AnyUserData,
+        buf: RegistryKey,
         max: usize,
     },
     /// Append exactly n bytes to a buffer.
     ExactInto {
-        buf: AnyUserData,
+        buf: RegistryKey,
         n: usize,
     },
     /// Up to a delimiter, then strip a trailing `\r` when it is a line.
@@ -256,10 +270,12 @@ async fn read_into(
     lua: &Lua,
     conn: &TcpConn,
     guard: &mut ReadGuard<'_>,
-    buf: &AnyUserData,
+    key: &RegistryKey,
     max: usize,
     exact: bool,
 ) -> mlua::Result<MultiValue> {
+    // The buffer waits in the registry, not in Rust: see `impl UserData for TcpConn`.
+    let buf: AnyUserData = lua.registry_value(key)?;
     let room = {
         let b = buf.borrow::<Buffer>()?;
         b.max() - b.len()
@@ -268,7 +284,9 @@ async fn read_into(
     if want > room || (room == 0 && max > 0) {
         return (Value::Nil, "buffer full").into_lua_multi(lua);
     }
+    drop(buf);
     let peeked = guard.peek(if exact { want } else { 1 }).await;
+    let buf: AnyUserData = lua.registry_value(key)?;
     let n = match peeked {
         Ok(bytes) => {
             let n = if exact { want } else { bytes.len().min(want) };
@@ -284,11 +302,26 @@ async fn read_into(
     n.into_lua_multi(lua)
 }
 
-/// Writes a string, or a buffer without a copy; returns the byte count.
-pub(super) async fn write(lua: &Lua, conn: &TcpConn, data: Bytes) -> mlua::Result<MultiValue> {
+/// What a write sends, taken out of its Lua value so the wait holds none.
+pub(super) enum Outgoing {
+    Staged(Vec<u8>),
+    Chunk(crate::buf::Chunk),
+}
+
+impl Outgoing {
+    pub(super) fn new(conn: &TcpConn, data: Bytes) -> Self {
+        match data {
+            Bytes::Str(s) => Outgoing::Staged(conn.stage(&s.as_bytes())),
+            Bytes::Buf(chunk) => Outgoing::Chunk(chunk),
+        }
+    }
+}
+
+/// Writes a string (copied once), or a buffer without a copy; returns the byte count.
+pub(super) async fn write(lua: &Lua, conn: &TcpConn, data: Outgoing) -> mlua::Result<MultiValue> {
     let result = match data {
-        Bytes::Str(s) => conn.write(&s.as_bytes()).await,
-        Bytes::Buf(chunk) => conn.write_chunk(chunk).await,
+        Outgoing::Staged(buf) => conn.write_staged(buf).await,
+        Outgoing::Chunk(chunk) => conn.write_chunk(chunk).await,
     };
     match result {
         Ok(n) => n.into_lua_multi(lua),
@@ -300,50 +333,76 @@ fn size(lua: &Lua, v: Value, arg: Arg, min: i64, default: Option<i64>) -> mlua::
     Ok(args::integer(lua, v, arg, (min, i64::from(u32::MAX)), default)? as usize)
 }
 
+/// The async methods clone the connection (a reference count) and let go of
+/// its Lua object before they wait: every Lua value Rust holds takes a slot of
+/// mlua's reference stack, which LuaJIT caps at 8000 per state, so a waiting
+/// call must not hold one (see `lua::task` for the per-worker limit).
 impl UserData for TcpConn {
     fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
-        m.add_async_method("read", |lua, this: UserDataRef<Self>, max: Value| async move {
-            let max = size(&lua, max, Arg::new("read", 1), 1, Some(DEFAULT_READ_MAX))?;
-            read(&lua, &this, ReadOp::Some(max)).await
-        });
-        m.add_async_method("read_exact", |lua, this: UserDataRef<Self>, n: Value| async move {
-            let n = size(&lua, n, Arg::new("read_exact", 1), 0, None)?;
-            read(&lua, &this, ReadOp::Exact(n)).await
-        });
-        m.add_async_method("read_line", |lua, this: UserDataRef<Self>, max: Value| async move {
-            let max = size(&lua, max, Arg::new("read_line", 1), 1, Some(DEFAULT_MAX_LINE))?;
-            read(&lua, &this, ReadOp::Until { delim: b"\n".to_vec(), max, line: true }).await
-        });
-        m.add_async_method("read_until", |lua, this: UserDataRef<Self>, (delim, max): (Value, Value)| async move {
-            let delim = args::bytes(&lua, delim, Arg::new("read_until", 1))?;
-            if delim.as_bytes().is_empty() {
-                return Err(Arg::new("read_until", 1).error(&lua, "delimiter must not be empty"));
+        m.add_async_method("read", |lua, this: UserDataRef<Self>, max: Value| {
+            let this = TcpConn::clone(&this);
+            async move {
+                let max = size(&lua, max, Arg::new("read", 1), 1, Some(DEFAULT_READ_MAX))?;
+                read(&lua, &this, ReadOp::Some(max)).await
             }
-            let max = size(&lua, max, Arg::new("read_until", 2), 1, Some(DEFAULT_MAX_LINE))?;
-            read(&lua, &this, ReadOp::Until { delim: delim.as_bytes().to_vec(), max, line: false }).await
         });
-        m.add_async_method("read_into", |lua, this: UserDataRef<Self>, (buf, max): (Value, Value)| async move {
-            let buf = buffer_arg(&lua, buf, Arg::new("read_into", 1))?;
-            let max = size(&lua, max, Arg::new("read_into", 2), 1, Some(DEFAULT_READ_MAX))?;
-            read(&lua, &this, ReadOp::Into { buf, max }).await
-        });
-        m.add_async_method("read_exact_into", |lua, this: UserDataRef<Self>, (buf, n): (Value, Value)| async move {
-            let buf = buffer_arg(&lua, buf, Arg::new("read_exact_into", 1))?;
-            let n = size(&lua, n, Arg::new("read_exact_into", 2), 0, None)?;
-            read(&lua, &this, ReadOp::ExactInto { buf, n }).await
-        });
-        m.add_async_method("write", |lua, this: UserDataRef<Self>, data: Value| async move {
-            let data = Bytes::from_lua(&lua, data, Arg::new("write", 1))?;
-            write(&lua, &this, data).await
-        });
-        m.add_async_method("shutdown", |lua, this: UserDataRef<Self>, how: Value| async move {
-            let how = args::bytes(&lua, how, Arg::new("shutdown", 1))?;
-            if how.as_bytes().as_ref() != b"write" {
-                return Err(Arg::new("shutdown", 1).error(&lua, "\"write\" expected"));
+        m.add_async_method("read_exact", |lua, this: UserDataRef<Self>, n: Value| {
+            let this = TcpConn::clone(&this);
+            async move {
+                let n = size(&lua, n, Arg::new("read_exact", 1), 0, None)?;
+                read(&lua, &this, ReadOp::Exact(n)).await
             }
-            match this.shutdown_write().await {
-                Ok(()) => true.into_lua_multi(&lua),
-                Err(e) => fail(&lua, Some(&this), e, None),
+        });
+        m.add_async_method("read_line", |lua, this: UserDataRef<Self>, max: Value| {
+            let this = TcpConn::clone(&this);
+            async move {
+                let max = size(&lua, max, Arg::new("read_line", 1), 1, Some(DEFAULT_MAX_LINE))?;
+                read(&lua, &this, ReadOp::Until { delim: b"\n".to_vec(), max, line: true }).await
+            }
+        });
+        m.add_async_method("read_until", |lua, this: UserDataRef<Self>, (delim, max): (Value, Value)| {
+            let this = TcpConn::clone(&this);
+            async move {
+                let delim = args::bytes(&lua, delim, Arg::new("read_until", 1))?;
+                if delim.as_bytes().is_empty() {
+                    return Err(Arg::new("read_until", 1).error(&lua, "delimiter must not be empty"));
+                }
+                let max = size(&lua, max, Arg::new("read_until", 2), 1, Some(DEFAULT_MAX_LINE))?;
+                read(&lua, &this, ReadOp::Until { delim: delim.as_bytes().to_vec(), max, line: false }).await
+            }
+        });
+        m.add_async_method("read_into", |lua, this: UserDataRef<Self>, (buf, max): (Value, Value)| {
+            let this = TcpConn::clone(&this);
+            async move {
+                let buf = buffer_arg(&lua, buf, Arg::new("read_into", 1))?;
+                let max = size(&lua, max, Arg::new("read_into", 2), 1, Some(DEFAULT_READ_MAX))?;
+                read(&lua, &this, ReadOp::Into { buf, max }).await
+            }
+        });
+        m.add_async_method("read_exact_into", |lua, this: UserDataRef<Self>, (buf, n): (Value, Value)| {
+            let this = TcpConn::clone(&this);
+            async move {
+                let buf = buffer_arg(&lua, buf, Arg::new("read_exact_into", 1))?;
+                let n = size(&lua, n, Arg::new("read_exact_into", 2), 0, None)?;
+                read(&lua, &this, ReadOp::ExactInto { buf, n }).await
+            }
+        });
+        m.add_async_method("write", |lua, this: UserDataRef<Self>, data: Value| {
+            let this = TcpConn::clone(&this);
+            let data = Bytes::from_lua(&lua, data, Arg::new("write", 1)).map(|d| Outgoing::new(&this, d));
+            async move { write(&lua, &this, data?).await }
+        });
+        m.add_async_method("shutdown", |lua, this: UserDataRef<Self>, how: Value| {
+            let this = TcpConn::clone(&this);
+            async move {
+                let how = args::bytes(&lua, how, Arg::new("shutdown", 1))?;
+                if how.as_bytes().as_ref() != b"write" {
+                    return Err(Arg::new("shutdown", 1).error(&lua, "\"write\" expected"));
+                }
+                match this.shutdown_write().await {
+                    Ok(()) => true.into_lua_multi(&lua),
+                    Err(e) => fail(&lua, Some(&this), e, None),
+                }
             }
         });
         m.add_async_method("pipe_to", super::relay::pipe_to);
@@ -387,9 +446,9 @@ impl UserData for TcpConn {
     }
 }
 
-fn buffer_arg(lua: &Lua, v: Value, arg: Arg) -> mlua::Result<AnyUserData> {
+fn buffer_arg(lua: &Lua, v: Value, arg: Arg) -> mlua::Result<RegistryKey> {
     match v {
-        Value::UserData(ud) if ud.is::<Buffer>() => Ok(ud),
+        Value::UserData(ud) if ud.is::<Buffer>() => lua.create_registry_value(ud),
         other => Err(arg.error(lua, format!("buffer expected, got {}", other.type_name()))),
     }
 }

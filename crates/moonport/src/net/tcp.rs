@@ -13,6 +13,7 @@ use std::io;
 use std::mem;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use compio::BufResult;
@@ -33,6 +34,9 @@ pub struct Timeouts {
 
 type PendingRead = Pin<Box<dyn Future<Output = BufResult<usize, Vec<u8>>>>>;
 
+/// The smallest read: what an idle connection's parked read holds.
+const MIN_READ: usize = 2048;
+
 /// Received bytes not yet handed to the script.
 struct Reader {
     /// Bytes `pos..len` are unconsumed; the spare capacity receives the next read.
@@ -43,43 +47,88 @@ struct Reader {
     /// it completes.
     pending: Option<PendingRead>,
     eof: bool,
+    /// How much the next read asks for: it doubles (up to the connection's
+    /// `read_chunk`) while reads come back full, and halves (down to
+    /// `MIN_READ`) while they come back mostly empty. So a busy stream reads
+    /// in big chunks and an idle connection's parked read holds little memory.
+    chunk: usize,
+    /// Spare capacity the read in flight was given.
+    asked: usize,
 }
 
 impl Reader {
+    fn new() -> Self {
+        Self { buf: Vec::new(), pos: 0, pending: None, eof: false, chunk: MIN_READ, asked: 0 }
+    }
+
     /// Hands the buffer to a read operation: unconsumed bytes move to the
     /// front and at least half a chunk of spare capacity follows them.
-    fn take_for_read(&mut self, chunk: usize) -> Result<Vec<u8>, NetError> {
+    fn take_for_read(&mut self) -> Result<Vec<u8>, NetError> {
         if self.eof {
             return Err(NetError::Eof);
         }
         if self.pos == self.buf.len() {
             self.buf.clear();
-            // A big read_exact may have grown the buffer: give the memory back.
-            if self.buf.capacity() > 4 * chunk {
+            // A burst or a big read_exact may have grown the buffer: give the memory back.
+            if self.buf.capacity() > 2 * self.chunk {
                 self.buf = Vec::new();
             }
         } else if self.pos > 0 {
             self.buf.drain(..self.pos);
         }
         self.pos = 0;
-        if self.buf.capacity() - self.buf.len() < chunk / 2 {
-            self.buf.reserve(chunk);
+        if self.buf.capacity() - self.buf.len() < self.chunk / 2 {
+            self.buf.reserve(self.chunk);
         }
+        self.asked = self.buf.capacity() - self.buf.len();
         Ok(mem::take(&mut self.buf))
+    }
+
+    /// Adapts the next read's size to how much this one brought.
+    fn adapt(&mut self, got: usize, max_chunk: usize) {
+        if got >= self.asked {
+            self.chunk = (self.chunk * 2).min(max_chunk);
+        } else if got < self.chunk / 4 {
+            self.chunk = (self.chunk / 2).max(MIN_READ.min(max_chunk));
+        }
     }
 }
 
-pub struct TcpConn {
+/// A connection; clones share it (a reference count), so a Lua object, a
+/// task driving it and the engine closing it after its handler can all hold
+/// it without holding the Lua object.
+#[derive(Clone)]
+pub struct TcpConn(Rc<Conn>);
+
+impl TcpConn {
+    /// Whether both are the same connection.
+    pub fn same(&self, other: &TcpConn) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl std::ops::Deref for TcpConn {
+    type Target = Conn;
+
+    fn deref(&self) -> &Conn {
+        &self.0
+    }
+}
+
+/// The shared state of a `TcpConn`.
+pub struct Conn {
     /// `None` once closed; cloned (a refcount) into each operation.
     stream: RefCell<Option<TcpStream>>,
     /// Taken out by the reading coroutine for the duration of a read, so a
     /// second concurrent reader sees `Busy` instead of interleaved data.
     reader: RefCell<Option<Reader>>,
     /// Writers queue on this lock so each `write` lands whole, in call order.
-    /// The Vec is reused to stage bytes for the kernel.
-    writer: Mutex<Vec<u8>>,
+    writer: Mutex<()>,
+    /// A staging buffer kept between writes, so copying a string for the
+    /// kernel does not allocate each time.
+    spare: RefCell<Vec<u8>>,
     timeouts: Cell<Timeouts>,
-    /// How much one read asks the kernel for: the per-connection buffer size.
+    /// The most one read asks the kernel for: the per-connection buffer size.
     read_chunk: usize,
 }
 
@@ -92,15 +141,18 @@ impl TcpConn {
     /// response protocols want; `set_nodelay(false)` turns it back on.
     pub fn new(stream: TcpStream, read_chunk: usize) -> Self {
         let _ = stream.set_nodelay(true);
-        Self {
+        Self(Rc::new(Conn {
             stream: RefCell::new(Some(stream)),
-            reader: RefCell::new(Some(Reader { buf: Vec::new(), pos: 0, pending: None, eof: false })),
-            writer: Mutex::new(Vec::new()),
+            reader: RefCell::new(Some(Reader::new())),
+            writer: Mutex::new(()),
+            spare: RefCell::new(Vec::new()),
             timeouts: Cell::new(Timeouts::default()),
             read_chunk: read_chunk.max(512),
-        }
+        }))
     }
+}
 
+impl Conn {
     pub fn timeouts(&self) -> Timeouts {
         self.timeouts.get()
     }
@@ -127,16 +179,27 @@ impl TcpConn {
 
     /// Writes all of `data`, waiting behind earlier writers. Returns `data.len()`.
     pub async fn write(&self, data: &[u8]) -> Result<usize, NetError> {
-        let mut staged = self.writer.lock().await;
-        let mut buf = mem::take(&mut *staged);
+        self.write_staged(self.stage(data)).await
+    }
+
+    /// Copies `data` for a later `write_staged`, so the caller can let go of
+    /// it before waiting (a Lua string, say).
+    pub fn stage(&self, data: &[u8]) -> Vec<u8> {
+        let mut buf = mem::take(&mut *self.spare.borrow_mut());
         buf.clear();
         buf.extend_from_slice(data);
-        let mut buf = self.send_all(buf).await?;
+        buf
+    }
+
+    /// Writes bytes from `stage`, waiting behind earlier writers; returns their count.
+    pub async fn write_staged(&self, buf: Vec<u8>) -> Result<usize, NetError> {
+        let _queue = self.writer.lock().await;
+        let len = buf.len();
+        let buf = self.send_all(buf).await?;
         if buf.capacity() <= KEEP_WRITE_BUF {
-            buf.clear();
-            *staged = buf;
+            *self.spare.borrow_mut() = buf;
         }
-        Ok(data.len())
+        Ok(len)
     }
 
     /// Writes a buffer's bytes without copying them: the kernel reads the
@@ -202,7 +265,7 @@ impl TcpConn {
     }
 }
 
-impl Drop for TcpConn {
+impl Drop for Conn {
     fn drop(&mut self) {
         self.close();
     }
@@ -210,7 +273,7 @@ impl Drop for TcpConn {
 
 /// Exclusive access to a connection's received bytes for one read call.
 pub struct ReadGuard<'a> {
-    conn: &'a TcpConn,
+    conn: &'a Conn,
     stream: TcpStream,
     /// Always `Some` until the guard is dropped.
     reader: Option<Reader>,
@@ -247,7 +310,7 @@ impl ReadGuard<'_> {
         let mut stream = self.stream.clone();
         let r = self.reader();
         if r.pending.is_none() {
-            let buf = r.take_for_read(chunk)?;
+            let buf = r.take_for_read()?;
             r.pending = Some(Box::pin(async move { stream.append(buf).await }));
         }
         let Some(pending) = r.pending.as_mut() else { unreachable!("a read was just parked") };
@@ -262,7 +325,10 @@ impl ReadGuard<'_> {
                 r.eof = true;
                 Err(NetError::Eof)
             }
-            Ok(_) => Ok(()),
+            Ok(n) => {
+                r.adapt(n, chunk);
+                Ok(())
+            }
             Err(e) => Err(NetError::from(e)),
         }
     }

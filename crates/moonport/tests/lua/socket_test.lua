@@ -209,9 +209,9 @@ T.test("a connect cancelled from outside closes the socket instead of leaving it
   local c = assert(M.socket("inet", "stream"))
   -- the connect itself completes at once on loopback; cancel while it waits to be polled
   M.timeout(0, function() return c:connect(addr) end)
+  -- connected, closed by the cancel, or never started: anything but stuck "busy"
   local ok, err = c:send("x")
-  T.truthy(ok == 1 or err == "closed", "after a cancelled connect: " .. tostring(err))
-  T.truthy(err ~= "busy", "never busy")
+  T.truthy(ok == 1 or err == "closed" or err == "not connected", "after a cancelled connect: " .. tostring(err))
   c:close(); s:close()
 end)
 
