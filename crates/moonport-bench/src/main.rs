@@ -7,12 +7,15 @@
 //! - `fanout`: one publisher and N viewers through a broadcast server
 //!   (`examples/broadcast.lua`'s protocol): delivered messages/s, MB/s, lag,
 //!   gaps;
+//! - `hold`: N idle connections held open: the server's memory per
+//!   connection, and whether every one still answers;
 //! - `relay`: stream throughput through a TCP relay into the tool's own sink;
 //! - `serve-relay-compio`: a plain Rust compio relay, the native baseline.
 
 mod connect;
 mod echo;
 mod fanout;
+mod hold;
 mod relay;
 mod serve;
 mod serve_tokio;
@@ -37,6 +40,8 @@ enum Command {
     ServeCompio(serve::ServeArgs),
     /// One publisher, N viewers through a loopback broadcast server.
     Fanout(fanout::FanoutArgs),
+    /// Hold N idle connections; report the server's RSS per connection.
+    Hold(hold::HoldArgs),
     /// Native tokio echo server (the tokio peer of the benchmark suite).
     ServeTokio(serve_tokio::ServeTokioArgs),
     /// Stream throughput through a loopback TCP relay into this tool's sink.
@@ -51,6 +56,7 @@ fn main() -> ExitCode {
         Command::Echo(args) => echo::run(args),
         Command::ServeCompio(args) => serve::run(args),
         Command::Fanout(args) => fanout::run(args),
+        Command::Hold(args) => hold::run(args),
         Command::ServeTokio(args) => serve_tokio::run(args),
         Command::Relay(args) => relay::run(args),
         Command::ServeRelayCompio(args) => relay::serve(args),
@@ -67,4 +73,18 @@ fn main() -> ExitCode {
 /// Number of threads to use when the user did not say: one per core.
 pub(crate) fn default_threads() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// Raises this process's soft limit on open files to the hard limit: holding
+/// thousands of connections needs a descriptor each.
+pub(crate) fn raise_fd_limit() {
+    #[cfg(unix)]
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
 }
