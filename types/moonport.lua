@@ -974,6 +974,8 @@ function moonport.dns.configure(settings) end
 ---Runs fn(...) as a new coroutine on this worker.
 ---@param fn function
 ---@param ... any
+---@return true? ok
+---@return string? err "too many coroutines (...)" past the worker's --max-coroutines
 function moonport.spawn(fn, ...) end
 
 ---Suspends the calling coroutine for `seconds`.
