@@ -78,16 +78,9 @@ pub struct LookupOptions {
     pub nameservers: Option<Vec<SocketAddr>>,
 }
 
-/// Settings a script may change with `moonport.dns.configure`.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub nameservers: Vec<SocketAddr>,
-    pub search: Vec<String>,
-    pub ndots: usize,
-    /// How long one try waits for one server.
-    pub timeout: Duration,
-    pub attempts: usize,
-}
+/// Settings a script may change with `moonport.dns.configure`: resolv.conf's
+/// fields, starting from what the system's file says.
+pub type Settings = config::ResolvConf;
 
 /// One worker's resolver.
 pub struct Resolver {
@@ -105,14 +98,7 @@ impl Default for Resolver {
 impl Resolver {
     pub fn new() -> Self {
         let system = SystemConfig::get();
-        let r = &system.resolv;
-        let settings = Settings {
-            nameservers: r.nameservers.clone(),
-            search: r.search.clone(),
-            ndots: r.ndots,
-            timeout: r.timeout,
-            attempts: r.attempts,
-        };
+        let settings = system.resolv.clone();
         Self { system, settings: RefCell::new(settings), cache: RefCell::new(Cache::new(DEFAULT_CACHE_SIZE)) }
     }
 

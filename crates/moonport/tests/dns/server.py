@@ -16,9 +16,18 @@ with open(sys.argv[1]) as zone:
     resolver = ZoneResolver(zone)
 DNSHandler.udplen = 512
 quiet = DNSLogger("-request,-reply,-truncated,-error,-recv,-send,-data", prefix=False)
-udp = DNSServer(resolver, port=0, address="127.0.0.1", logger=quiet)
-port = udp.server.server_address[1]
-tcp = DNSServer(resolver, port=port, address="127.0.0.1", tcp=True, logger=quiet)
+# A free UDP port whose TCP twin is free too: retry while a TCP socket
+# (some other test's connection) happens to hold the number.
+for attempt in range(50):
+    udp = DNSServer(resolver, port=0, address="127.0.0.1", logger=quiet)
+    port = udp.server.server_address[1]
+    try:
+        tcp = DNSServer(resolver, port=port, address="127.0.0.1", tcp=True, logger=quiet)
+        break
+    except OSError:
+        udp.server.server_close()
+else:
+    sys.exit("no port free for both UDP and TCP")
 udp.start_thread()
 tcp.start_thread()
 print(port, flush=True)
