@@ -9,6 +9,7 @@ mod args;
 mod buffer;
 mod channel;
 mod dns;
+mod http;
 mod log;
 mod net;
 mod relay;
@@ -18,6 +19,7 @@ mod task;
 mod tcp;
 mod udp;
 mod url;
+mod ws;
 
 use std::rc::Rc;
 
@@ -92,6 +94,8 @@ fn install(lua: &Lua, ctx: &WorkerCtx) -> mlua::Result<()> {
     relay::install(lua, &moonport)?;
     room::install(lua, &moonport)?;
     channel::install(lua, &moonport)?;
+    http::install(lua, &moonport)?;
+    ws::install(lua, &moonport)?;
 
     let globals = lua.globals();
     globals.set("moonport", &moonport)?;

@@ -202,6 +202,31 @@ impl Conn {
         Ok(len)
     }
 
+    /// Writes `head` then `body` with no other writer's bytes between them
+    /// (a protocol's frame header and its payload). Returns `body.len()`.
+    pub async fn write_parts(&self, head: &[u8], body: &[u8]) -> Result<usize, NetError> {
+        let mut buf = self.stage(head);
+        buf.extend_from_slice(body);
+        self.write_staged(buf).await.map(|_| body.len())
+    }
+
+    /// `write_parts` with a buffer's bytes as the body: a large one goes to
+    /// the kernel without a copy, right after the head.
+    pub async fn write_chunk_after(&self, head: &[u8], chunk: Chunk) -> Result<usize, NetError> {
+        let len = chunk.as_slice().len();
+        // Below this, one copy costs less than a second send.
+        if len <= 16 * 1024 {
+            return self.write_parts(head, chunk.as_slice()).await;
+        }
+        let _queue = self.writer.lock().await;
+        let buf = self.send_all(self.stage(head)).await?;
+        if buf.capacity() <= KEEP_WRITE_BUF {
+            *self.spare.borrow_mut() = buf;
+        }
+        self.send_all(chunk).await?;
+        Ok(len)
+    }
+
     /// Writes a buffer's bytes without copying them: the kernel reads the
     /// shared storage, which the chunk keeps alive and unchanged.
     pub async fn write_chunk(&self, chunk: Chunk) -> Result<usize, NetError> {

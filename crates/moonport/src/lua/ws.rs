@@ -1,0 +1,237 @@
+//! `moonport.ws`: WebSocket servers. `listen` accepts connections, checks
+//! each upgrade request and runs the handler with a `ws` object and the
+//! request; `ws:recv()` returns whole messages (pings are answered inside),
+//! `send_text` / `send_binary` send strings or buffers (a buffer without a
+//! copy), and `close` runs the close handshake. Failures are `nil, err`; a
+//! peer breaking the protocol gets its close code and the error names the
+//! rule (`"unmasked frame"`, `"invalid utf-8"`, `"message too big"`).
+
+use mlua::{
+    AnyUserData, Function, IntoLuaMulti, Lua, MultiValue, Table, UserData, UserDataMethods, UserDataRef, Value,
+};
+
+use super::args::{self, Arg};
+use super::buffer::Bytes;
+use super::http::{self, HttpOptions};
+use crate::net::{NetError, TcpConn, Timeouts};
+use crate::proto::http::server::{self, ReadError};
+use crate::proto::ws::session::Payload;
+use crate::proto::ws::{Kind, Received, Role, Session, WsError, code, handshake};
+
+/// Registry key of `moonport.tcp.listen`, which `ws.listen` builds on.
+const TCP_LISTEN: &str = "moonport.ws.tcp_listen";
+/// Largest message accepted unless `max_message` says otherwise.
+const DEFAULT_MAX_MESSAGE: i64 = 1 << 20;
+
+pub fn install(lua: &Lua, moonport: &Table) -> mlua::Result<()> {
+    let tcp: Table = moonport.get("tcp")?;
+    lua.set_named_registry_value(TCP_LISTEN, tcp.get::<Function>("listen")?)?;
+    let ws = lua.create_table()?;
+    ws.set("listen", lua.create_function(listen)?)?;
+    moonport.set("ws", ws)
+}
+
+/// What a WebSocket listener needs besides the HTTP limits.
+#[derive(Debug, Clone)]
+struct WsOptions {
+    http: HttpOptions,
+    max_message: usize,
+    /// Subprotocols spoken, in order of preference.
+    protocols: Vec<String>,
+}
+
+impl WsOptions {
+    fn from_lua(lua: &Lua, opts: Option<&Table>, arg: Arg) -> mlua::Result<Self> {
+        let max_message = args::integer(
+            lua,
+            args::field(opts, "max_message")?,
+            arg.key("max_message"),
+            (1, 1 << 40),
+            Some(DEFAULT_MAX_MESSAGE),
+        )? as usize;
+        let mut protocols = Vec::new();
+        if let Some(list) = args::opt_table(lua, args::field(opts, "protocols")?, arg.key("protocols"))? {
+            for v in list.sequence_values::<Value>() {
+                protocols.push(args::bytes(lua, v?, arg.key("protocols"))?.to_string_lossy());
+            }
+        }
+        Ok(Self { http: HttpOptions::from_lua(lua, opts, arg)?, max_message, protocols })
+    }
+}
+
+fn listen(lua: &Lua, (opts, handler): (Value, Value)) -> mlua::Result<MultiValue> {
+    let arg = Arg::new("listen", 1);
+    let table = args::opt_table(lua, opts.clone(), arg)?;
+    let ws_opts = WsOptions::from_lua(lua, table.as_ref(), arg)?;
+    let handler = args::function(lua, handler, Arg::new("listen", 2))?;
+    let serve = lua.create_async_function(move |lua, conn: AnyUserData| {
+        let (handler, opts) = (handler.clone(), ws_opts.clone());
+        async move { serve(lua, conn, handler, opts).await }
+    })?;
+    let tcp_listen: Function = lua.named_registry_value(TCP_LISTEN)?;
+    tcp_listen.call((opts, serve))
+}
+
+/// One connection of `ws.listen`: the upgrade, then the handler.
+async fn serve(lua: Lua, conn_ud: AnyUserData, handler: Function, opts: WsOptions) -> mlua::Result<()> {
+    let conn: UserDataRef<TcpConn> = conn_ud.borrow()?;
+    let http = opts.http;
+    let head = match server::read_head(&conn, http.limits, http.header_timeout, http.header_timeout).await {
+        Ok(head) => head,
+        Err(e) => return refuse_request(&conn, e).await,
+    };
+    let accepted = match handshake::check(&head, &opts.protocols) {
+        Ok(a) => a,
+        Err(r) => {
+            let extra = if r.status == 426 { "Sec-WebSocket-Version: 13\r\n" } else { "" };
+            let _ = server::send_error(&conn, r.status, r.reason, extra).await;
+            return Ok(());
+        }
+    };
+    if conn.write(handshake::response(&accepted).as_bytes()).await.is_err() {
+        return Ok(());
+    }
+    drop(conn);
+    let req = http::request_table(&lua, &head)?;
+    let ws = lua.create_userdata(Ws {
+        conn: conn_ud,
+        session: Session::new(Role::Server, opts.max_message),
+        protocol: accepted.protocol,
+    })?;
+    let result = handler.call_async::<()>((ws.clone(), req)).await;
+    // A handler that returns without closing ends the session politely.
+    let ws: UserDataRef<Ws> = ws.borrow()?;
+    if !ws.session.is_closing() {
+        let code = if result.is_ok() { code::NORMAL } else { code::GOING_AWAY };
+        let conn: UserDataRef<TcpConn> = ws.conn.borrow()?;
+        let _ = ws.session.close(&conn, Some(code), b"").await;
+    }
+    result
+}
+
+/// Answers a request that could not be read, when there is anyone to answer.
+async fn refuse_request(conn: &TcpConn, e: ReadError) -> mlua::Result<()> {
+    let (status, why) = match e {
+        ReadError::Bad(bad) => (bad.status(), "bad request"),
+        ReadError::Net(NetError::Timeout) => (408, "request timeout"),
+        ReadError::Net(_) => return Ok(()),
+    };
+    if let Ok(peer) = conn.peer_addr() {
+        tracing::info!("http {peer}: {why}, answered {status}");
+    }
+    let _ = server::send_error(conn, status, server::reason(status), "").await;
+    Ok(())
+}
+
+/// The Lua `ws` object: a session and the connection it runs on.
+struct Ws {
+    /// The `TcpConn` userdata, which the listener closes when the handler ends.
+    conn: AnyUserData,
+    session: Session,
+    protocol: Option<String>,
+}
+
+/// `nil, err` for a failed operation.
+fn fail(lua: &Lua, e: WsError) -> mlua::Result<MultiValue> {
+    (Value::Nil, e.to_string()).into_lua_multi(lua)
+}
+
+async fn send(lua: Lua, this: UserDataRef<Ws>, kind: Kind, data: Value, func: &str) -> mlua::Result<MultiValue> {
+    let data = Bytes::from_lua(&lua, data, Arg::new(func, 1))?;
+    let conn: UserDataRef<TcpConn> = this.conn.borrow()?;
+    let sent = match &data {
+        Bytes::Str(s) => this.session.send(&conn, kind, Payload::Bytes(&s.as_bytes())).await,
+        Bytes::Buf(chunk) => this.session.send(&conn, kind, Payload::Chunk(chunk.clone())).await,
+    };
+    match sent {
+        Ok(n) => n.into_lua_multi(&lua),
+        Err(e) => fail(&lua, e),
+    }
+}
+
+impl UserData for Ws {
+    fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
+        m.add_async_method("recv", |lua, this: UserDataRef<Self>, ()| async move {
+            let conn: UserDataRef<TcpConn> = this.conn.borrow()?;
+            match this.session.recv(&conn).await {
+                Ok(Received::Message(kind, data)) => {
+                    let kind = if kind == Kind::Text { "text" } else { "binary" };
+                    (lua.create_string(data)?, kind).into_lua_multi(&lua)
+                }
+                // 1005: "no status received", as browsers report it.
+                Ok(Received::Close(reason)) => {
+                    let (code, reason) = reason.unwrap_or((1005, String::new()));
+                    (reason, "close", code).into_lua_multi(&lua)
+                }
+                Err(e) => fail(&lua, e),
+            }
+        });
+        m.add_async_method("send_text", |lua, this: UserDataRef<Self>, data: Value| async move {
+            send(lua, this, Kind::Text, data, "send_text").await
+        });
+        m.add_async_method("send_binary", |lua, this: UserDataRef<Self>, data: Value| async move {
+            send(lua, this, Kind::Binary, data, "send_binary").await
+        });
+        m.add_async_method("ping", |lua, this: UserDataRef<Self>, data: Value| async move {
+            let data = args::opt_bytes(&lua, data, Arg::new("ping", 1))?;
+            let data = data.as_ref().map(|d| d.as_bytes().to_vec()).unwrap_or_default();
+            if data.len() > 125 {
+                return Err(Arg::new("ping", 1).error(&lua, "at most 125 bytes"));
+            }
+            let conn: UserDataRef<TcpConn> = this.conn.borrow()?;
+            match this.session.ping(&conn, &data).await {
+                Ok(_) => true.into_lua_multi(&lua),
+                Err(e) => fail(&lua, e),
+            }
+        });
+        m.add_async_method("close", |lua, this: UserDataRef<Self>, (code, reason): (Value, Value)| async move {
+            let code = match code {
+                Value::Nil => None,
+                v => {
+                    let c = args::integer(&lua, v, Arg::new("close", 1), (1000, 4999), None)? as u16;
+                    if !crate::proto::ws::close_code_valid(c) {
+                        return Err(Arg::new("close", 1).error(&lua, format!("{c} is not a close code one may send")));
+                    }
+                    Some(c)
+                }
+            };
+            let reason = args::opt_bytes(&lua, reason, Arg::new("close", 2))?;
+            let reason = reason.as_ref().map(|r| r.as_bytes().to_vec()).unwrap_or_default();
+            if code.is_none() && !reason.is_empty() {
+                return Err(Arg::new("close", 2).error(&lua, "a reason needs a code"));
+            }
+            let conn: UserDataRef<TcpConn> = this.conn.borrow()?;
+            match this.session.close(&conn, code, &reason).await {
+                Ok(()) => true.into_lua_multi(&lua),
+                Err(e) => fail(&lua, e),
+            }
+        });
+        m.add_method("protocol", |_, this, ()| Ok(this.protocol.clone()));
+        m.add_method("peer", |lua, this, ()| {
+            let conn: UserDataRef<TcpConn> = this.conn.borrow()?;
+            match conn.peer_addr() {
+                Ok(a) => (a.ip().to_string(), a.port()).into_lua_multi(lua),
+                Err(e) => (Value::Nil, e.to_string()).into_lua_multi(lua),
+            }
+        });
+        m.add_method("set_timeouts", |lua, this, (send, read): (Value, Value)| {
+            let conn: UserDataRef<TcpConn> = this.conn.borrow()?;
+            let mut t: Timeouts = conn.timeouts();
+            if let Some(send) = args::timeout(lua, send, Arg::new("set_timeouts", 1))? {
+                t.send = send;
+            }
+            if let Some(read) = args::timeout(lua, read, Arg::new("set_timeouts", 2))? {
+                t.read = read;
+            }
+            conn.set_timeouts(t);
+            Ok(())
+        });
+        m.add_meta_method("__tostring", |_, this, ()| {
+            let peer = this.conn.borrow::<TcpConn>().ok().and_then(|c| c.peer_addr().ok());
+            Ok(match peer {
+                Some(peer) => format!("ws({peer})"),
+                None => "ws(closed)".to_string(),
+            })
+        });
+    }
+}

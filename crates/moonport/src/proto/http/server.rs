@@ -1,0 +1,96 @@
+//! The server side of HTTP/1.1 on a `TcpConn`: reading a request head within
+//! its limits and deadline, and the short error responses (400, 408, 413,
+//! 431, ...) that end a connection whose client misbehaved.
+
+use std::time::Duration;
+
+use super::{Head, HeadError, Limits};
+use crate::net::{NetError, TcpConn};
+
+#[derive(Debug)]
+pub enum ReadError {
+    Net(NetError),
+    Bad(HeadError),
+}
+
+impl From<NetError> for ReadError {
+    fn from(e: NetError) -> Self {
+        ReadError::Net(e)
+    }
+}
+
+/// Reads the next request head. `idle` bounds the wait for its first byte
+/// (a keep-alive connection between requests), `timeout` the time from
+/// then until the head is complete, so a client trickling bytes
+/// (slowloris) cannot hold the connection; both end in `Timeout`.
+pub async fn read_head(
+    conn: &TcpConn,
+    limits: Limits,
+    idle: Option<Duration>,
+    timeout: Option<Duration>,
+) -> Result<Head, ReadError> {
+    let mut guard = conn.begin_read()?;
+    let first = guard.peek(1);
+    match idle {
+        None => first.await.map(|_| ())?,
+        Some(d) => compio::time::timeout(d, first).await.map_err(|_| NetError::Timeout)?.map(|_| ())?,
+    }
+    let rest = async {
+        let mut need = 1;
+        loop {
+            let parsed = Head::parse(guard.peek(need).await?, limits).map_err(ReadError::Bad)?;
+            match parsed {
+                Some((head, n)) => {
+                    guard.advance(n);
+                    return Ok(head);
+                }
+                None => need = guard.peek(0).await?.len() + 1,
+            }
+        }
+    };
+    match timeout {
+        None => rest.await,
+        Some(d) => compio::time::timeout(d, rest).await.map_err(|_| NetError::Timeout)?,
+    }
+}
+
+/// The standard reason phrase for `status`.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        101 => "Switching Protocols",
+        200 => "OK",
+        201 => "Created",
+        204 => "No Content",
+        206 => "Partial Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        416 => "Range Not Satisfiable",
+        426 => "Upgrade Required",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        505 => "HTTP Version Not Supported",
+        _ => "",
+    }
+}
+
+/// Sends a short plain-text error response that closes the connection;
+/// `extra` is more header lines, each ending in CRLF.
+pub async fn send_error(conn: &TcpConn, status: u16, body: &str, extra: &str) -> Result<(), NetError> {
+    let head = format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n",
+        reason(status),
+        body.len() + 1
+    );
+    conn.write_parts(head.as_bytes(), format!("{body}\n").as_bytes()).await.map(|_| ())
+}

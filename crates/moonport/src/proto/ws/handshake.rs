@@ -1,0 +1,113 @@
+//! The WebSocket opening handshake (RFC 6455 §4.2), server side: checking an
+//! upgrade request, choosing a subprotocol, and the `101 Switching Protocols`
+//! answer with its `Sec-WebSocket-Accept` key.
+
+use base64::Engine;
+use sha1::{Digest, Sha1};
+
+use crate::proto::http::Head;
+
+/// Appended to the client's key before hashing (§1.3).
+const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/// The `Sec-WebSocket-Accept` value for a client's `Sec-WebSocket-Key`.
+pub fn accept_key(key: &[u8]) -> String {
+    let mut sha = Sha1::new();
+    sha.update(key);
+    sha.update(GUID.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(sha.finalize())
+}
+
+/// An upgrade request that passed the checks.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Accepted {
+    pub accept: String,
+    /// The subprotocol chosen from the client's offer, if any matched.
+    pub protocol: Option<String>,
+}
+
+/// Why a request is not a usable upgrade, with the HTTP answer to give.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Refused {
+    pub status: u16,
+    pub reason: &'static str,
+}
+
+/// Checks `head` as a WebSocket upgrade; `protocols` are the subprotocols the
+/// server speaks, in its order of preference.
+pub fn check(head: &Head, protocols: &[String]) -> Result<Accepted, Refused> {
+    let refuse = |status, reason| Err(Refused { status, reason });
+    if head.method != "GET" || head.version != 1 {
+        return refuse(400, "websocket upgrade needs GET and HTTP/1.1");
+    }
+    if !head.has_token("upgrade", "websocket") || !head.has_token("connection", "upgrade") {
+        return refuse(426, "websocket upgrade expected");
+    }
+    if head.header("sec-websocket-version").map(<[u8]>::trim_ascii) != Some(b"13") {
+        // 426 with `Sec-WebSocket-Version: 13` tells the client what to speak.
+        return refuse(426, "websocket version 13 expected");
+    }
+    let key = head.header("sec-websocket-key").map(<[u8]>::trim_ascii).unwrap_or_default();
+    match base64::engine::general_purpose::STANDARD.decode(key) {
+        Ok(raw) if raw.len() == 16 => {}
+        _ => return refuse(400, "bad Sec-WebSocket-Key"),
+    }
+    let offered: Vec<&[u8]> = head
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-protocol"))
+        .flat_map(|(_, v)| v.split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .collect();
+    let protocol = protocols.iter().find(|p| offered.contains(&p.as_bytes())).cloned();
+    Ok(Accepted { accept: accept_key(key), protocol })
+}
+
+/// The `101 Switching Protocols` response head.
+pub fn response(accepted: &Accepted) -> String {
+    let mut out = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
+        accepted.accept
+    );
+    if let Some(p) = &accepted.protocol {
+        out.push_str(&format!("Sec-WebSocket-Protocol: {p}\r\n"));
+    }
+    out.push_str("\r\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::http::Limits;
+
+    fn head(extra: &str) -> Head {
+        let raw = format!("GET /chat HTTP/1.1\r\nHost: x\r\n{extra}\r\n");
+        Head::parse(raw.as_bytes(), Limits::default()).unwrap().unwrap().0
+    }
+
+    const GOOD: &str = "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
+
+    #[test]
+    fn rfc_sample_key() {
+        assert_eq!(accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        let ok = check(&head(GOOD), &[]).unwrap();
+        assert_eq!(ok.accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        assert!(response(&ok).starts_with("HTTP/1.1 101 "));
+    }
+
+    #[test]
+    fn picks_the_servers_preferred_subprotocol_among_those_offered() {
+        let h = head(&format!("{GOOD}Sec-WebSocket-Protocol: chat, superchat\r\n"));
+        let ours = ["superchat".to_string(), "chat".to_string()];
+        assert_eq!(check(&h, &ours).unwrap().protocol.as_deref(), Some("superchat"));
+        assert_eq!(check(&h, &["other".to_string()]).unwrap().protocol, None);
+    }
+
+    #[test]
+    fn refuses_what_is_not_an_upgrade() {
+        assert_eq!(check(&head(""), &[]).unwrap_err().status, 426);
+        assert_eq!(check(&head(&GOOD.replace("13", "8")), &[]).unwrap_err().status, 426);
+        assert_eq!(check(&head(&GOOD.replace("dGhlIHNhbXBsZSBub25jZQ==", "short")), &[]).unwrap_err().status, 400);
+    }
+}

@@ -1,0 +1,45 @@
+-- A WebSocket server for tests/ws.rs: echoes messages, and answers a few
+-- commands sent as text. Small limits so the tests can hit them.
+local moonport = require("moonport")
+
+moonport.ws.listen({
+  host = "127.0.0.1",
+  port = 0,
+  max_message = 4096,
+  max_header = 2048,
+  header_timeout = 1,
+  protocols = { "echo", "chat" },
+}, function(ws, req)
+  while true do
+    local data, kind, code = ws:recv()
+    if not data then
+      print("recv error: " .. kind)
+      return
+    end
+    if kind == "close" then
+      print("closed by peer: " .. code .. " " .. data)
+      return
+    end
+    if data == "whoami" then
+      ws:send_text(table.concat({ req.method, req.path, req.query or "-", req.headers["X-Test"] or "-",
+        ws:protocol() or "-" }, " "))
+    elseif data == "bye" then
+      print("close: ", ws:close(4000, "bye now"))
+      return
+    elseif data == "buffer" then
+      local buf = moonport.buffer.new()
+      buf:append(string.rep("b", 100000))
+      ws:send_binary(buf)
+      ws:send_text(buf:slice(1, 3))
+    elseif data == "ping" then
+      ws:ping("hello")
+      ws:send_text("pinged")
+    elseif data == "return" then
+      return
+    elseif kind == "text" then
+      ws:send_text(data)
+    else
+      ws:send_binary(data)
+    end
+  end
+end)
