@@ -12,22 +12,20 @@ use mlua::{
 
 use super::args::{self, Arg};
 use super::buffer::Bytes;
-use super::http::{self, HttpOptions};
-use crate::net::{NetError, TcpConn, Timeouts};
-use crate::proto::http::server::{self, ReadError};
+use super::http::{self, HttpOptions, Res};
+use crate::net::{TcpConn, Timeouts};
+use crate::proto::http::response::{Data, State};
+use crate::proto::http::server;
 use crate::proto::ws::session::Payload;
 use crate::proto::ws::{Kind, Received, Role, Session, WsError, code, handshake};
 
-/// Registry key of `moonport.tcp.listen`, which `ws.listen` builds on.
-const TCP_LISTEN: &str = "moonport.ws.tcp_listen";
 /// Largest message accepted unless `max_message` says otherwise.
 const DEFAULT_MAX_MESSAGE: i64 = 1 << 20;
 
 pub fn install(lua: &Lua, moonport: &Table) -> mlua::Result<()> {
-    let tcp: Table = moonport.get("tcp")?;
-    lua.set_named_registry_value(TCP_LISTEN, tcp.get::<Function>("listen")?)?;
     let ws = lua.create_table()?;
     ws.set("listen", lua.create_function(listen)?)?;
+    ws.set("upgrade", lua.create_async_function(upgrade)?)?;
     moonport.set("ws", ws)
 }
 
@@ -68,7 +66,7 @@ fn listen(lua: &Lua, (opts, handler): (Value, Value)) -> mlua::Result<MultiValue
         let (handler, opts) = (handler.clone(), ws_opts.clone());
         async move { serve(lua, conn, handler, opts).await }
     })?;
-    let tcp_listen: Function = lua.named_registry_value(TCP_LISTEN)?;
+    let tcp_listen: Function = lua.named_registry_value(http::TCP_LISTEN)?;
     tcp_listen.call((opts, serve))
 }
 
@@ -78,7 +76,7 @@ async fn serve(lua: Lua, conn_ud: AnyUserData, handler: Function, opts: WsOption
     let http = opts.http;
     let head = match server::read_head(&conn, http.limits, http.header_timeout, http.header_timeout).await {
         Ok(head) => head,
-        Err(e) => return refuse_request(&conn, e).await,
+        Err(e) => return http::refuse_request(&conn, e).await,
     };
     let accepted = match handshake::check(&head, &opts.protocols) {
         Ok(a) => a,
@@ -99,28 +97,62 @@ async fn serve(lua: Lua, conn_ud: AnyUserData, handler: Function, opts: WsOption
         protocol: accepted.protocol,
     })?;
     let result = handler.call_async::<()>((ws.clone(), req)).await;
-    // A handler that returns without closing ends the session politely.
-    let ws: UserDataRef<Ws> = ws.borrow()?;
-    if !ws.session.is_closing() {
-        let code = if result.is_ok() { code::NORMAL } else { code::GOING_AWAY };
-        let conn: UserDataRef<TcpConn> = ws.conn.borrow()?;
-        let _ = ws.session.close(&conn, Some(code), b"").await;
-    }
+    finish(&ws, result.is_ok()).await?;
     result
 }
 
-/// Answers a request that could not be read, when there is anyone to answer.
-async fn refuse_request(conn: &TcpConn, e: ReadError) -> mlua::Result<()> {
-    let (status, why) = match e {
-        ReadError::Bad(bad) => (bad.status(), "bad request"),
-        ReadError::Net(NetError::Timeout) => (408, "request timeout"),
-        ReadError::Net(_) => return Ok(()),
-    };
-    if let Ok(peer) = conn.peer_addr() {
-        tracing::info!("http {peer}: {why}, answered {status}");
+/// Ends a session whose handler returned without closing it: 1000 after a
+/// normal return, 1001 after an error.
+pub(super) async fn finish(ws: &AnyUserData, ok: bool) -> mlua::Result<()> {
+    let ws: UserDataRef<Ws> = ws.borrow()?;
+    if !ws.session.is_closing() {
+        let code = if ok { code::NORMAL } else { code::GOING_AWAY };
+        let conn: UserDataRef<TcpConn> = ws.conn.borrow()?;
+        let _ = ws.session.close(&conn, Some(code), b"").await;
     }
-    let _ = server::send_error(conn, status, server::reason(status), "").await;
     Ok(())
+}
+
+/// `moonport.ws.upgrade(req, res [, opts])`: the request of an HTTP handler
+/// becomes a WebSocket, or gets an error response and `nil, err`.
+async fn upgrade(lua: Lua, (_req, res, opts): (Value, Value, Value)) -> mlua::Result<MultiValue> {
+    let res_ud = match res {
+        Value::UserData(ud) if ud.is::<Res>() => ud,
+        other => return Err(Arg::new("upgrade", 2).error(&lua, format!("res expected, got {}", other.type_name()))),
+    };
+    let arg = Arg::new("upgrade", 3);
+    let table = args::opt_table(&lua, opts, arg)?;
+    let opts = WsOptions::from_lua(&lua, table.as_ref(), arg)?;
+    let res: UserDataRef<Res> = res_ud.borrow()?;
+    let conn: UserDataRef<TcpConn> = res.conn.borrow()?;
+    let mut response = res.response.lock().await;
+    if response.state() != State::Pending {
+        return (Value::Nil, "response already started").into_lua_multi(&lua);
+    }
+    let accepted = match handshake::check(&res.head, &opts.protocols) {
+        Ok(a) => a,
+        Err(r) => {
+            response.status = r.status;
+            response.close_after();
+            if r.status == 426 {
+                response.set_header("Sec-WebSocket-Version", Some("13"));
+            }
+            let body = format!("{}\n", r.reason);
+            let _ = response.send(&conn, Data::Bytes(body.as_bytes())).await;
+            return (Value::Nil, r.reason).into_lua_multi(&lua);
+        }
+    };
+    response.mark_upgraded();
+    if let Err(e) = conn.write(handshake::response(&accepted).as_bytes()).await {
+        return (Value::Nil, e.to_string()).into_lua_multi(&lua);
+    }
+    let ws = lua.create_userdata(Ws {
+        conn: res.conn.clone(),
+        session: Session::new(Role::Server, opts.max_message),
+        protocol: accepted.protocol,
+    })?;
+    *res.ws.borrow_mut() = Some(ws.clone());
+    ws.into_lua_multi(&lua)
 }
 
 /// The Lua `ws` object: a session and the connection it runs on.

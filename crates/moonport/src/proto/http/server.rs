@@ -4,13 +4,30 @@
 
 use std::time::Duration;
 
+use super::body::{BodyError, Chunked, Framing};
 use super::{Head, HeadError, Limits};
 use crate::net::{NetError, TcpConn};
 
 #[derive(Debug)]
 pub enum ReadError {
+    /// No request began within the idle timeout: close without a word.
+    Idle,
     Net(NetError),
     Bad(HeadError),
+    Body(BodyError),
+}
+
+impl ReadError {
+    /// The status to answer with, if the client is still there to hear it.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ReadError::Bad(e) => Some(e.status()),
+            ReadError::Body(BodyError::Malformed) => Some(400),
+            ReadError::Body(BodyError::TooLarge) => Some(413),
+            ReadError::Net(NetError::Timeout) => Some(408),
+            ReadError::Net(_) | ReadError::Idle => None,
+        }
+    }
 }
 
 impl From<NetError> for ReadError {
@@ -33,7 +50,7 @@ pub async fn read_head(
     let first = guard.peek(1);
     match idle {
         None => first.await.map(|_| ())?,
-        Some(d) => compio::time::timeout(d, first).await.map_err(|_| NetError::Timeout)?.map(|_| ())?,
+        Some(d) => compio::time::timeout(d, first).await.map_err(|_| ReadError::Idle)?.map(|_| ())?,
     }
     let rest = async {
         let mut need = 1;
@@ -51,6 +68,40 @@ pub async fn read_head(
     match timeout {
         None => rest.await,
         Some(d) => compio::time::timeout(d, rest).await.map_err(|_| NetError::Timeout)?,
+    }
+}
+
+/// Reads a whole request body of at most `max` bytes within `timeout`.
+pub async fn read_body(
+    conn: &TcpConn,
+    framing: Framing,
+    max: usize,
+    timeout: Option<Duration>,
+) -> Result<Vec<u8>, ReadError> {
+    let read = async {
+        let mut guard = conn.begin_read()?;
+        match framing {
+            Framing::None | Framing::UntilClose => Ok(Vec::new()),
+            Framing::Length(n) if n > max as u64 => Err(ReadError::Body(BodyError::TooLarge)),
+            Framing::Length(n) => Ok(guard.read_exact(n as usize).await?.to_vec()),
+            Framing::Chunked => {
+                let mut decoder = Chunked::new(max as u64);
+                let mut body = Vec::new();
+                let mut need = 1;
+                loop {
+                    let (used, more) = decoder.decode(guard.peek(need).await?, &mut body).map_err(ReadError::Body)?;
+                    guard.advance(used);
+                    if decoder.is_done() {
+                        return Ok(body);
+                    }
+                    need = more;
+                }
+            }
+        }
+    };
+    match timeout {
+        None => read.await,
+        Some(d) => compio::time::timeout(d, read).await.map_err(|_| NetError::Timeout)?,
     }
 }
 
@@ -92,5 +143,29 @@ pub async fn send_error(conn: &TcpConn, status: u16, body: &str, extra: &str) ->
         reason(status),
         body.len() + 1
     );
-    conn.write_parts(head.as_bytes(), format!("{body}\n").as_bytes()).await.map(|_| ())
+    conn.write_parts(head.as_bytes(), format!("{body}\n").as_bytes()).await?;
+    linger(conn).await;
+    Ok(())
+}
+
+/// Closes after an error response without losing it: closing a socket with
+/// unread bytes makes the kernel send a reset, which can wipe the response
+/// from the client's buffer before it is read. So the sending side is shut
+/// and what the client still sends is read and dropped, for a short while.
+pub async fn linger(conn: &TcpConn) {
+    if conn.shutdown_write().await.is_err() {
+        return;
+    }
+    let drain = async {
+        let Ok(mut guard) = conn.begin_read() else { return };
+        let mut budget = 256 * 1024usize;
+        while let Ok(bytes) = guard.read(64 * 1024).await {
+            budget = budget.saturating_sub(bytes.len());
+            if budget == 0 {
+                break;
+            }
+        }
+    };
+    let _ = compio::time::timeout(Duration::from_secs(1), drain).await;
+    conn.close();
 }
