@@ -88,6 +88,31 @@ fn the_server_closes_with_code_and_reason() {
     }
 }
 
+#[test]
+fn rooms_attach_to_websockets() {
+    let srv = Moonport::new("ws_server.lua").workers(2).start();
+    let mut viewers: Vec<_> = (0..3).map(|_| client(srv.addr(), "/viewer", &[])).collect();
+    for v in &mut viewers {
+        assert_eq!(text(v), "ready");
+    }
+    let mut publisher = client(srv.addr(), "/", &[]);
+    for i in 0..5 {
+        publisher.send(Message::text(format!("pub frame {i}"))).unwrap();
+    }
+    for v in &mut viewers {
+        for i in 0..5 {
+            assert_eq!(text(v), format!("frame {i}"));
+        }
+    }
+    // A viewer that goes away ends its attachment at the next message.
+    drop(viewers.pop());
+    publisher.send(Message::text("pub after")).unwrap();
+    for v in &mut viewers {
+        assert_eq!(text(v), "after");
+    }
+    assert!(srv.wait_log_until(IO_TIMEOUT, |_| srv.stdout().contains("attach ended: ")), "{}", srv.stdout());
+}
+
 /// A client that writes frames by hand.
 struct Raw {
     s: TcpStream,

@@ -91,11 +91,24 @@ impl UserData for RoomHandle {
             // attached viewer holds no Lua value while it waits.
             let room = this.0.clone();
             drop(this);
-            let checked = super::relay::conn_arg(&lua, conn, Arg::new("attach", 1))
-                .and_then(|conn| Ok((conn, subscription_options(&lua, opts, Arg::new("attach", 2))?)));
+            // A WebSocket gets each message as one frame, of `opts.kind`.
+            let ws = match &conn {
+                Value::UserData(ud) if super::ws::is_ws(ud) => Some(ud.clone()),
+                _ => None,
+            };
+            let checked = match ws {
+                Some(_) => ws_kind(&lua, &opts).map(|text| (None, text)),
+                None => super::relay::conn_arg(&lua, conn, Arg::new("attach", 1)).map(|conn| (Some(conn), false)),
+            }
+            .and_then(|(conn, text)| Ok((conn, text, subscription_options(&lua, opts, Arg::new("attach", 2))?)));
             async move {
-                let (conn, (limits, policy)) = checked?;
+                let (conn, text, (limits, policy)) = checked?;
                 let sub = SubHandle(room.subscribe(limits, policy));
+                let (Some(conn), None) = (conn, &ws) else {
+                    let Some(ws) = ws else { unreachable!("either a conn or a ws was checked") };
+                    let reason = super::ws::attach(&ws, &sub.0, text).await?;
+                    return Ok((reason, sub.0.missed()));
+                };
                 let reason = loop {
                     match sub.0.recv().await {
                         Recv::Message(msg) => {
@@ -117,6 +130,20 @@ impl UserData for RoomHandle {
             }
         });
         m.add_meta_method("__tostring", |_, this, ()| Ok(format!("room({})", this.0.name())));
+    }
+}
+
+/// `opts.kind` of `attach` for a WebSocket: `true` for text frames.
+fn ws_kind(lua: &Lua, opts: &Value) -> mlua::Result<bool> {
+    let arg = Arg::new("attach", 2);
+    let kind = match opts {
+        Value::Table(t) => args::opt_bytes(lua, t.get("kind")?, arg.key("kind"))?,
+        _ => None,
+    };
+    match kind.as_ref().map(|k| k.as_bytes().to_vec()).as_deref() {
+        None | Some(b"binary") => Ok(false),
+        Some(b"text") => Ok(true),
+        Some(_) => Err(arg.key("kind").error(lua, "\"text\" or \"binary\" expected")),
     }
 }
 

@@ -6,6 +6,9 @@
 //! peer breaking the protocol gets its close code and the error names the
 //! rule (`"unmasked frame"`, `"invalid utf-8"`, `"message too big"`).
 
+use std::pin::pin;
+
+use futures_util::future::{Either, select};
 use mlua::{
     AnyUserData, Function, IntoLuaMulti, Lua, MultiValue, Table, UserData, UserDataMethods, UserDataRef, Value,
 };
@@ -18,6 +21,7 @@ use crate::proto::http::response::{Data, State};
 use crate::proto::http::server;
 use crate::proto::ws::session::Payload;
 use crate::proto::ws::{Kind, Received, Role, Session, WsError, code, handshake};
+use crate::room::{Recv, Subscription};
 
 /// Largest message accepted unless `max_message` says otherwise.
 const DEFAULT_MAX_MESSAGE: i64 = 1 << 20;
@@ -153,6 +157,36 @@ async fn upgrade(lua: Lua, (_req, res, opts): (Value, Value, Value)) -> mlua::Re
     })?;
     *res.ws.borrow_mut() = Some(ws.clone());
     ws.into_lua_multi(&lua)
+}
+
+pub(super) fn is_ws(ud: &AnyUserData) -> bool {
+    ud.is::<Ws>()
+}
+
+/// `room:attach(ws)`: sends every message of `sub` as a frame, natively,
+/// until the session ends or the room's policy lets the subscriber go
+/// (then the connection is closed). Returns the reason.
+pub(super) async fn attach(ws: &AnyUserData, sub: &Subscription, text: bool) -> mlua::Result<String> {
+    let ws: UserDataRef<Ws> = ws.borrow()?;
+    let conn: UserDataRef<TcpConn> = ws.conn.borrow()?;
+    let kind = if text { Kind::Text } else { Kind::Binary };
+    Ok(loop {
+        match sub.recv().await {
+            Recv::Message(msg) => {
+                // A viewer stuck in a write must still meet its policy.
+                let send = ws.session.send(&conn, kind, Payload::Chunk(msg));
+                match select(pin!(send), pin!(sub.ended())).await {
+                    Either::Left((Ok(_), _)) | Either::Right(_) => {}
+                    Either::Left((Err(e), _)) => break e.to_string(),
+                }
+            }
+            Recv::Closed => break "closed".to_string(),
+            Recv::Overflow => {
+                conn.close();
+                break "overflow".to_string();
+            }
+        }
+    })
 }
 
 /// The Lua `ws` object: a session and the connection it runs on.

@@ -10,6 +10,15 @@ moonport.ws.listen({
   header_timeout = 1,
   protocols = { "echo", "chat" },
 }, function(ws, req)
+  if req.path == "/viewer" then
+    -- Room messages go to this viewer natively, as text frames.
+    moonport.spawn(function()
+      local reason = moonport.room("r"):attach(ws, { kind = "text" })
+      print("attach ended: " .. reason)
+    end)
+    moonport.sleep(0)
+    ws:send_text("ready")
+  end
   while true do
     local data, kind, code = ws:recv()
     if not data then
@@ -34,6 +43,8 @@ moonport.ws.listen({
     elseif data == "ping" then
       ws:ping("hello")
       ws:send_text("pinged")
+    elseif data:sub(1, 4) == "pub " then
+      moonport.room("r"):publish(moonport.buffer.from(data:sub(5)))
     elseif data == "return" then
       return
     elseif kind == "text" then
