@@ -779,8 +779,9 @@ function Room:publish(data) end
 function Room:subscribe(opts) end
 
 ---Writes the room's messages to conn natively until it fails or is disconnected.
----@param conn moonport.Conn
----@param opts? moonport.SubscribeOptions
+---A WebSocket gets one frame per message (opts.kind: "binary" or "text").
+---@param conn moonport.Conn|moonport.Ws
+---@param opts? moonport.SubscribeOptions|{kind?: "binary"|"text"}
 ---@return string reason
 ---@return integer missed
 function Room:attach(conn, opts) end
@@ -1011,5 +1012,141 @@ function moonport.log.warn(...) end
 
 ---@param ... any
 function moonport.log.error(...) end
+
+moonport.http = {}
+
+---@class moonport.HttpOptions: moonport.ListenOptions
+---@field max_header? integer bytes of request line and headers (default 16384; beyond: 431)
+---@field max_headers? integer header lines (default 64; beyond: 431)
+---@field max_body? integer request body bytes (default 1048576; beyond: 413)
+---@field header_timeout? number seconds to receive a request head (default 10; then 408)
+---@field idle_timeout? number seconds a kept-alive connection waits for its next request (default 60)
+---@field body_timeout? number seconds to receive a request body (default 30; then 408)
+
+---@class moonport.Request
+---@field method string
+---@field path string still percent-encoded
+---@field query string? after "?"
+---@field target string path and query as sent
+---@field version string "1.1" or "1.0"
+---@field headers table<string, string> lowercase names; lookups ignore case
+---@field body string "" when none
+
+---@class moonport.Response
+---@field status integer 200 unless set; set before the first write
+local Response = {}
+
+---Sets a header (nil removes it); before the first write only.
+---@param name string
+---@param value string?
+function Response:header(name, value) end
+
+---Sends the head if needed, then data (chunked without a Content-Length).
+---@param data string|moonport.Buffer
+---@return integer? bytes
+---@return string? err
+function Response:write(data) end
+
+---Sends data as the whole (rest of the) body and ends the response.
+---@param data? string|moonport.Buffer
+---@return true? ok
+---@return string? err
+function Response:send(data) end
+
+---Sends a file, honouring Range and If-None-Match.
+---@param path string
+---@return true? ok
+---@return string? err
+function Response:send_file(path) end
+
+---Serves HTTP/1.1: handler(req, res) runs for every request.
+---@param opts moonport.HttpOptions
+---@param handler fun(req: moonport.Request, res: moonport.Response)
+---@return moonport.Listener? listener
+---@return string? err
+function moonport.http.listen(opts, handler) end
+
+---A handler serving the files under root.
+---@param root string
+---@param opts? {prefix?: string}
+---@return fun(req: moonport.Request, res: moonport.Response)
+function moonport.http.static(root, opts) end
+
+---@class moonport.HttpClientResponse
+---@field status integer
+---@field headers table<string, string>
+---@field body string
+
+---One HTTP request; the whole response in memory.
+---@param opts string|{url: string, method?: string, headers?: table<string, string>, body?: string|moonport.Buffer, timeout?: number, max_body?: integer}
+---@return moonport.HttpClientResponse? response
+---@return string? err
+function moonport.http.request(opts) end
+
+moonport.ws = {}
+
+---@class moonport.WsOptions: moonport.HttpOptions
+---@field max_message? integer largest message (default 1048576; beyond: close 1009)
+---@field protocols? string[] subprotocols in order of preference
+
+---A WebSocket session.
+---@class moonport.Ws
+local Ws = {}
+
+---The next whole message; pings are answered inside.
+---@return string? data message, or the close reason
+---@return string? kind "text", "binary" or "close"; or the error when data is nil
+---@return integer? code with "close": the peer's close code (1005 when none)
+function Ws:recv() end
+
+---@param data string|moonport.Buffer
+---@return integer? bytes
+---@return string? err
+function Ws:send_text(data) end
+
+---@param data string|moonport.Buffer
+---@return integer? bytes
+---@return string? err
+function Ws:send_binary(data) end
+
+---@param data? string at most 125 bytes
+---@return true? ok
+---@return string? err
+function Ws:ping(data) end
+
+---Runs the close handshake and closes the connection.
+---@param code? integer
+---@param reason? string
+---@return true? ok
+---@return string? err
+function Ws:close(code, reason) end
+
+---The chosen subprotocol.
+---@return string?
+function Ws:protocol() end
+
+---@return string? ip
+---@return integer|string port_or_err
+function Ws:peer() end
+
+---Timeouts in seconds (nil leaves one as it is, 0 turns it off).
+---@param send? number
+---@param read? number
+function Ws:set_timeouts(send, read) end
+
+---Accepts WebSocket connections: handler(ws, req) runs for each.
+---@param opts moonport.WsOptions
+---@param handler fun(ws: moonport.Ws, req: moonport.Request)
+---@return moonport.Listener? listener
+---@return string? err
+function moonport.ws.listen(opts, handler) end
+
+---Turns an HTTP request into a WebSocket (or answers 426/400).
+---@param req moonport.Request
+---@param res moonport.Response
+---@param opts? {max_message?: integer, protocols?: string[]}
+---@return moonport.Ws? ws
+---@return string? err
+function moonport.ws.upgrade(req, res, opts) end
 
 return moonport

@@ -18,7 +18,10 @@
 //!   per-subscriber queues and slow-consumer policies. Knows nothing of Lua.
 //! - [`sync`]: coordination between the coroutines of one worker
 //!   (channels). Knows nothing of Lua.
-//! - [`proto`]: protocol formats (URLs). Knows nothing of Lua or sockets.
+//! - [`proto`]: protocol formats: URLs, HTTP/1.1 (requests, bodies,
+//!   responses, static files, a client) and WebSocket (frames, handshake,
+//!   message assembly). Knows nothing of Lua; the parsers are pure, and
+//!   the few session files drive a `net::TcpConn`.
 //! - [`engine`]: worker threads (one compio runtime and one Lua VM each),
 //!   listener sharding across them, what keeps a worker alive, shutdown.
 //! - `platform`: the only place with `cfg(unix)` / `cfg(windows)`: socket
