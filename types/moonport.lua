@@ -1141,6 +1141,13 @@ function Ws:set_timeouts(send, read) end
 ---@return string? err
 function moonport.ws.listen(opts, handler) end
 
+---A client session to a ws:// URL.
+---@param url string
+---@param opts? {protocols?: string[], max_message?: integer, headers?: table<string, string>, timeout?: number}
+---@return moonport.Ws? ws
+---@return string? err
+function moonport.ws.connect(url, opts) end
+
 ---Turns an HTTP request into a WebSocket (or answers 426/400).
 ---@param req moonport.Request
 ---@param res moonport.Response

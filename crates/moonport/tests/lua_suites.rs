@@ -53,3 +53,8 @@ fn udp_module() {
 fn socket_module() {
     run_suite("socket_test.lua");
 }
+
+#[test]
+fn ws_and_http_modules() {
+    run_suite("ws_test.lua");
+}

@@ -1,10 +1,11 @@
-//! `moonport.ws`: WebSocket servers. `listen` accepts connections, checks
+//! `moonport.ws`: WebSocket servers and clients. `listen` accepts connections, checks
 //! each upgrade request and runs the handler with a `ws` object and the
 //! request; `ws:recv()` returns whole messages (pings are answered inside),
 //! `send_text` / `send_binary` send strings or buffers (a buffer without a
 //! copy), and `close` runs the close handshake. Failures are `nil, err`; a
 //! peer breaking the protocol gets its close code and the error names the
 //! rule (`"unmasked frame"`, `"invalid utf-8"`, `"message too big"`).
+//! `connect` opens a client session with the same object.
 
 use std::pin::pin;
 
@@ -18,18 +19,21 @@ use super::buffer::Bytes;
 use super::http::{self, HttpOptions, Res};
 use crate::net::{TcpConn, Timeouts};
 use crate::proto::http::response::{Data, State};
-use crate::proto::http::server;
+use crate::proto::http::{client, server};
 use crate::proto::ws::session::Payload;
 use crate::proto::ws::{Kind, Received, Role, Session, WsError, code, handshake};
 use crate::room::{Recv, Subscription};
 
 /// Largest message accepted unless `max_message` says otherwise.
 const DEFAULT_MAX_MESSAGE: i64 = 1 << 20;
+/// How long `connect` may take, TCP and handshake together.
+const DEFAULT_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub fn install(lua: &Lua, moonport: &Table) -> mlua::Result<()> {
     let ws = lua.create_table()?;
     ws.set("listen", lua.create_function(listen)?)?;
     ws.set("upgrade", lua.create_async_function(upgrade)?)?;
+    ws.set("connect", lua.create_async_function(connect)?)?;
     moonport.set("ws", ws)
 }
 
@@ -157,6 +161,56 @@ async fn upgrade(lua: Lua, (_req, res, opts): (Value, Value, Value)) -> mlua::Re
     })?;
     *res.ws.borrow_mut() = Some(ws.clone());
     ws.into_lua_multi(&lua)
+}
+
+/// `moonport.ws.connect(url [, opts])`: a client session to a `ws://` URL.
+async fn connect(lua: Lua, (url, opts): (Value, Value)) -> mlua::Result<MultiValue> {
+    let url_text = args::bytes(&lua, url, Arg::new("connect", 1))?.to_string_lossy();
+    let arg = Arg::new("connect", 2);
+    let table = args::opt_table(&lua, opts, arg)?;
+    let opts = WsOptions::from_lua(&lua, table.as_ref(), arg)?;
+    let timeout = args::timeout(&lua, args::field(table.as_ref(), "timeout")?, arg.key("timeout"))?
+        .unwrap_or(Some(DEFAULT_CONNECT_TIMEOUT));
+    let mut extra = Vec::new();
+    if let Some(h) = args::opt_table(&lua, args::field(table.as_ref(), "headers")?, arg.key("headers"))? {
+        for pair in h.pairs::<Value, Value>() {
+            let (k, v) = pair?;
+            let k = args::bytes(&lua, k, arg.key("headers"))?.to_string_lossy();
+            extra.push((k, args::bytes(&lua, v, arg.key("headers"))?.to_string_lossy()));
+        }
+    }
+    let fail = |why: String| (Value::Nil, why).into_lua_multi(&lua);
+    let url = match url::Url::parse(&url_text) {
+        Ok(u) if u.scheme() == "ws" && u.host_str().is_some() => u,
+        Ok(u) if u.scheme() == "wss" => return fail("wss is not supported yet".into()),
+        _ => return fail("invalid url".into()),
+    };
+    let host = url.host_str().unwrap_or_default().to_string();
+    let port = url.port().unwrap_or(80);
+    let host_header = url.port().map_or_else(|| host.clone(), |p| format!("{host}:{p}"));
+    let target = url[url::Position::BeforePath..url::Position::AfterQuery].to_string();
+    let key = handshake::client_key();
+    let dial = async {
+        let stream = crate::net::connect(host.trim_start_matches('[').trim_end_matches(']'), port, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        let conn = TcpConn::new(stream, 16 * 1024);
+        let request = handshake::client_request(&host_header, &target, &key, &opts.protocols, &extra);
+        conn.write(request.as_bytes()).await.map_err(|e| e.to_string())?;
+        let (status, head) = client::read_response_head(&conn).await.map_err(|e| e.to_string())?;
+        let protocol = handshake::check_response(status, &head, &key, &opts.protocols)?;
+        Ok::<_, String>((conn, protocol))
+    };
+    let dialed = match timeout {
+        None => dial.await,
+        Some(d) => compio::time::timeout(d, dial).await.unwrap_or_else(|_| Err("timeout".to_string())),
+    };
+    let (conn, protocol) = match dialed {
+        Ok(d) => d,
+        Err(why) => return fail(why),
+    };
+    let ws = Ws { conn: lua.create_userdata(conn)?, session: Session::new(Role::Client, opts.max_message), protocol };
+    lua.create_userdata(ws)?.into_lua_multi(&lua)
 }
 
 pub(super) fn is_ws(ud: &AnyUserData) -> bool {

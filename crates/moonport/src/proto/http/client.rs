@@ -109,7 +109,9 @@ async fn exchange(req: &Request<'_>) -> Result<Response, ClientError> {
     Ok(Response { status, headers: head.headers, body })
 }
 
-async fn read_response_head(conn: &TcpConn) -> Result<(u16, Head), ClientError> {
+/// Reads a response head (status and headers; `method` and `target` are
+/// left empty in the `Head`).
+pub async fn read_response_head(conn: &TcpConn) -> Result<(u16, Head), ClientError> {
     let mut guard = conn.begin_read()?;
     let mut need = 1;
     loop {

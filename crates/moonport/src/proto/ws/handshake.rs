@@ -1,6 +1,7 @@
-//! The WebSocket opening handshake (RFC 6455 §4.2), server side: checking an
+//! The WebSocket opening handshake (RFC 6455 §4): on the server, checking an
 //! upgrade request, choosing a subprotocol, and the `101 Switching Protocols`
-//! answer with its `Sec-WebSocket-Accept` key.
+//! answer with its `Sec-WebSocket-Accept` key; on the client, the request
+//! and the checks of the server's answer.
 
 use base64::Engine;
 use sha1::{Digest, Sha1};
@@ -76,6 +77,53 @@ pub fn response(accepted: &Accepted) -> String {
     out
 }
 
+/// A fresh `Sec-WebSocket-Key`: 16 unpredictable bytes, base64-encoded.
+pub fn client_key() -> String {
+    let mut raw = [0u8; 16];
+    for part in raw.chunks_mut(4) {
+        part.copy_from_slice(&super::session::mask_key());
+    }
+    base64::engine::general_purpose::STANDARD.encode(raw)
+}
+
+/// The client's upgrade request. `host` is the Host header's value,
+/// `target` the path and query; `extra` are more header lines.
+pub fn client_request(host: &str, target: &str, key: &str, protocols: &[String], extra: &[(String, String)]) -> String {
+    let mut out = format!(
+        "GET {target} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+    );
+    if !protocols.is_empty() {
+        out.push_str(&format!("Sec-WebSocket-Protocol: {}\r\n", protocols.join(", ")));
+    }
+    for (n, v) in extra {
+        let clean = |s: &str| s.replace(['\r', '\n'], "");
+        out.push_str(&format!("{}: {}\r\n", clean(n), clean(v)));
+    }
+    out.push_str("\r\n");
+    out
+}
+
+/// Checks the server's answer to `client_request`: returns the subprotocol
+/// it chose, which must be one offered.
+pub fn check_response(status: u16, head: &Head, key: &str, offered: &[String]) -> Result<Option<String>, &'static str> {
+    if status != 101 {
+        return Err("websocket upgrade refused");
+    }
+    if !head.has_token("upgrade", "websocket") || !head.has_token("connection", "upgrade") {
+        return Err("websocket upgrade refused");
+    }
+    let accept = head.header("sec-websocket-accept").map(<[u8]>::trim_ascii);
+    if accept != Some(accept_key(key.as_bytes()).as_bytes()) {
+        return Err("bad Sec-WebSocket-Accept");
+    }
+    match head.header("sec-websocket-protocol").map(|p| String::from_utf8_lossy(p.trim_ascii()).into_owned()) {
+        None => Ok(None),
+        Some(p) if offered.contains(&p) => Ok(Some(p)),
+        Some(_) => Err("server chose a subprotocol not offered"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,6 +150,26 @@ mod tests {
         let ours = ["superchat".to_string(), "chat".to_string()];
         assert_eq!(check(&h, &ours).unwrap().protocol.as_deref(), Some("superchat"));
         assert_eq!(check(&h, &["other".to_string()]).unwrap().protocol, None);
+    }
+
+    #[test]
+    fn a_client_request_passes_the_server_check_and_back() {
+        let key = client_key();
+        assert_ne!(key, client_key());
+        let raw = client_request("h:1", "/p?q", &key, &["chat".to_string()], &[("X-A".into(), "b".into())]);
+        let head = Head::parse(raw.as_bytes(), Limits::default()).unwrap().unwrap().0;
+        let accepted = check(&head, &["chat".to_string()]).unwrap();
+        let answer = response(&accepted);
+        let back = Head::parse(
+            answer.replace("HTTP/1.1 101 Switching Protocols", "GET / HTTP/1.1").as_bytes(),
+            Limits::default(),
+        )
+        .unwrap()
+        .unwrap()
+        .0;
+        assert_eq!(check_response(101, &back, &key, &["chat".to_string()]), Ok(Some("chat".to_string())));
+        assert_eq!(check_response(101, &back, "other", &["chat".to_string()]), Err("bad Sec-WebSocket-Accept"));
+        assert_eq!(check_response(200, &back, &key, &[]), Err("websocket upgrade refused"));
     }
 
     #[test]

@@ -236,7 +236,7 @@ fn close_body(code: u16, reason: &[u8]) -> Vec<u8> {
 
 /// A fresh masking key from the standard library's per-process random
 /// hasher seed mixed with a counter and the time.
-fn mask_key() -> [u8; 4] {
+pub(super) fn mask_key() -> [u8; 4] {
     use std::hash::{BuildHasher, Hasher};
     thread_local! { static N: Cell<u64> = const { Cell::new(0) }; }
     let n = N.with(|n| {
