@@ -150,7 +150,9 @@ impl Decoder {
                 data: Vec::new(),
                 valid: 0,
             });
-            message.data.reserve(h.len as usize);
+            // Room for what is announced, up to a bound: a peer announcing
+            // a big frame and sending nothing must not pin the memory.
+            message.data.reserve((h.len as usize).min(64 * 1024));
         }
         self.frame = Some(Frame { header: h, got: 0 });
         Ok(())
