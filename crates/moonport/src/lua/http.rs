@@ -360,6 +360,15 @@ fn static_handler(lua: &Lua, (root, opts): (Value, Value)) -> mlua::Result<Funct
     })
 }
 
+/// Where a URL's host and port lead: an address, or a name to resolve.
+pub(super) fn target(host: &str, port: u16) -> super::net::Target {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => super::net::Target::Addr(std::net::SocketAddr::new(ip, port)),
+        Err(_) => super::net::Target::Name(host.to_string(), port),
+    }
+}
+
 /// `moonport.http.request{ method, url, headers, body, timeout, max_body }`.
 async fn request(lua: Lua, opts: Value) -> mlua::Result<MultiValue> {
     let arg = Arg::new("request", 1);
@@ -399,9 +408,24 @@ async fn request(lua: Lua, opts: Value) -> mlua::Result<MultiValue> {
     let max_body =
         args::integer(&lua, opts.get("max_body")?, arg.key("max_body"), (0, 1 << 40), Some(DEFAULT_CLIENT_MAX_BODY))?;
     let body_bytes = body.as_ref().map(|b| b.with(<[u8]>::to_vec)).unwrap_or_default();
+    let fail = |e: String| (Value::Nil, e).into_lua_multi(&lua);
+    let (host, port) = match client::host_port(&url) {
+        Ok(hp) => hp,
+        Err(e) => return fail(e.to_string()),
+    };
+    let resolving = super::net::resolve(&lua, target(&host, port), None);
+    let addrs = match timeout {
+        None => resolving.await,
+        Some(d) => compio::time::timeout(d, resolving).await.unwrap_or_else(|_| Err("timeout".into())),
+    };
+    let addrs = match addrs {
+        Ok(a) => a,
+        Err(e) => return fail(e),
+    };
     let req = client::Request {
         method: &method,
         url: &url,
+        addrs: &addrs,
         headers: &headers,
         body: &body_bytes,
         timeout,

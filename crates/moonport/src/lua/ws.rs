@@ -190,10 +190,10 @@ async fn connect(lua: Lua, (url, opts): (Value, Value)) -> mlua::Result<MultiVal
     let host_header = url.port().map_or_else(|| host.clone(), |p| format!("{host}:{p}"));
     let target = url[url::Position::BeforePath..url::Position::AfterQuery].to_string();
     let key = handshake::client_key();
+    let dest = super::http::target(&host, port);
     let dial = async {
-        let stream = crate::net::connect(host.trim_start_matches('[').trim_end_matches(']'), port, None)
-            .await
-            .map_err(|e| e.to_string())?;
+        let addrs = super::net::resolve(&lua, dest, None).await?;
+        let stream = crate::net::connect(&addrs, None).await.map_err(|e| e.to_string())?;
         let conn = TcpConn::new(stream, 16 * 1024);
         let request = handshake::client_request(&host_header, &target, &key, &opts.protocols, &extra);
         conn.write(request.as_bytes()).await.map_err(|e| e.to_string())?;

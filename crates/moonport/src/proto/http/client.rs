@@ -2,6 +2,7 @@
 //! (`Connection: close`), the whole response read into memory within a
 //! size limit and a deadline. `http://` only until TLS is built in.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::body::{self, BodyError, Chunked, Framing};
@@ -11,6 +12,8 @@ use crate::net::{self, NetError, TcpConn};
 pub struct Request<'a> {
     pub method: &'a str,
     pub url: &'a str,
+    /// Where the URL's host resolved to (see `host_port`), tried in order.
+    pub addrs: &'a [SocketAddr],
     pub headers: &'a [(String, String)],
     pub body: &'a [u8],
     /// For everything: connecting, sending, and reading the response.
@@ -63,16 +66,26 @@ pub async fn request(req: Request<'_>) -> Result<Response, ClientError> {
     }
 }
 
-async fn exchange(req: &Request<'_>) -> Result<Response, ClientError> {
-    let url = url::Url::parse(req.url).map_err(|_| ClientError::Url("invalid url"))?;
-    match url.scheme() {
-        "http" => {}
-        "https" => return Err(ClientError::Url("https is not supported yet")),
-        _ => return Err(ClientError::Url("http:// url expected")),
-    }
+/// The host (without IPv6 brackets) and port to connect to for `url`.
+pub fn host_port(url: &str) -> Result<(String, u16), ClientError> {
+    let url = parse(url)?;
     let host = url.host_str().ok_or(ClientError::Url("url has no host"))?;
-    let port = url.port_or_known_default().unwrap_or(80);
-    let stream = net::connect(host.trim_start_matches('[').trim_end_matches(']'), port, None).await?;
+    Ok((host.trim_start_matches('[').trim_end_matches(']').to_string(), url.port_or_known_default().unwrap_or(80)))
+}
+
+fn parse(url: &str) -> Result<url::Url, ClientError> {
+    let url = url::Url::parse(url).map_err(|_| ClientError::Url("invalid url"))?;
+    match url.scheme() {
+        "http" if url.host_str().is_some() => Ok(url),
+        "https" => Err(ClientError::Url("https is not supported yet")),
+        _ => Err(ClientError::Url("invalid url")),
+    }
+}
+
+async fn exchange(req: &Request<'_>) -> Result<Response, ClientError> {
+    let url = parse(req.url)?;
+    let host = url.host_str().ok_or(ClientError::Url("url has no host"))?;
+    let stream = net::connect(req.addrs, None).await?;
     let conn = TcpConn::new(stream, 16 * 1024);
 
     let mut head = format!("{} {}", req.method, &url[url::Position::BeforePath..url::Position::AfterQuery]);
@@ -161,7 +174,7 @@ async fn read_body(conn: &TcpConn, framing: Framing, max: usize) -> Result<Vec<u
                 match guard.read(64 * 1024).await {
                     Ok(bytes) if out.len() + bytes.len() > max => return Err(ClientError::TooLarge),
                     Ok(bytes) => out.extend_from_slice(bytes),
-                    Err(NetError::Closed) => return Ok(out),
+                    Err(NetError::Closed | NetError::Eof) => return Ok(out),
                     Err(e) => return Err(e.into()),
                 }
             }

@@ -91,9 +91,16 @@ impl Session {
         let mut guard = conn.begin_read()?;
         let mut need = 1;
         loop {
-            let decoded = {
-                let input = guard.peek(need).await?;
-                self.decoder.borrow_mut().decode(input)
+            let decoded = match guard.peek(need).await {
+                Ok(input) => self.decoder.borrow_mut().decode(input),
+                // A peer gone without a close frame ends the session too.
+                Err(e @ (NetError::Eof | NetError::Closed | NetError::Reset)) => {
+                    drop(guard);
+                    conn.close();
+                    self.close_received.set(true);
+                    return Err(WsError::Net(if matches!(e, NetError::Eof) { NetError::Closed } else { e }));
+                }
+                Err(e) => return Err(e.into()),
             };
             let (used, step) = match decoded {
                 Ok(d) => d,
