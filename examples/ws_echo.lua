@@ -16,6 +16,8 @@ moonport.ws.listen({
   port = port,
   -- Autobahn sends messages of up to 16 MiB (case 9.1.6 and friends).
   max_message = 64 * 1024 * 1024,
+  -- permessage-deflate when the client offers it (Autobahn groups 12 and 13).
+  deflate = true,
 }, function(ws)
   while true do
     local data, kind = ws:recv() -- whole message, or reason, "close", code; or nil, err

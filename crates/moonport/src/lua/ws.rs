@@ -44,6 +44,8 @@ struct WsOptions {
     max_message: usize,
     /// Subprotocols spoken, in order of preference.
     protocols: Vec<String>,
+    /// Whether permessage-deflate may be negotiated.
+    deflate: bool,
 }
 
 impl WsOptions {
@@ -61,7 +63,9 @@ impl WsOptions {
                 protocols.push(args::bytes(lua, v?, arg.key("protocols"))?.to_string_lossy());
             }
         }
-        Ok(Self { http: HttpOptions::from_lua(lua, opts, arg)?, max_message, protocols })
+        let deflate =
+            args::boolean(lua, args::field(opts, "deflate")?, arg.key("deflate"), Some(false))?.unwrap_or(false);
+        Ok(Self { http: HttpOptions::from_lua(lua, opts, arg)?, max_message, protocols, deflate })
     }
 }
 
@@ -78,6 +82,14 @@ fn listen(lua: &Lua, (opts, handler): (Value, Value)) -> mlua::Result<MultiValue
     tcp_listen.call((opts, serve))
 }
 
+fn server_session(opts: &WsOptions, deflate: Option<crate::proto::ws::deflate::Params>) -> Session {
+    let session = Session::new(Role::Server, opts.max_message);
+    match deflate {
+        Some(params) => session.with_deflate(params),
+        None => session,
+    }
+}
+
 /// One connection of `ws.listen`: the upgrade, then the handler.
 async fn serve(lua: Lua, conn_ud: AnyUserData, handler: Function, opts: WsOptions) -> mlua::Result<()> {
     let conn: UserDataRef<TcpConn> = conn_ud.borrow()?;
@@ -86,7 +98,7 @@ async fn serve(lua: Lua, conn_ud: AnyUserData, handler: Function, opts: WsOption
         Ok(head) => head,
         Err(e) => return http::refuse_request(&conn, e).await,
     };
-    let accepted = match handshake::check(&head, &opts.protocols) {
+    let accepted = match handshake::check(&head, &opts.protocols, opts.deflate) {
         Ok(a) => a,
         Err(r) => {
             let extra = if r.status == 426 { "Sec-WebSocket-Version: 13\r\n" } else { "" };
@@ -101,7 +113,7 @@ async fn serve(lua: Lua, conn_ud: AnyUserData, handler: Function, opts: WsOption
     let req = http::request_table(&lua, &head)?;
     let ws = lua.create_userdata(Ws {
         conn: conn_ud,
-        session: Session::new(Role::Server, opts.max_message),
+        session: server_session(&opts, accepted.deflate),
         protocol: accepted.protocol,
     })?;
     let result = handler.call_async::<()>((ws.clone(), req)).await;
@@ -137,7 +149,7 @@ async fn upgrade(lua: Lua, (_req, res, opts): (Value, Value, Value)) -> mlua::Re
     if response.state() != State::Pending {
         return (Value::Nil, "response already started").into_lua_multi(&lua);
     }
-    let accepted = match handshake::check(&res.head, &opts.protocols) {
+    let accepted = match handshake::check(&res.head, &opts.protocols, opts.deflate) {
         Ok(a) => a,
         Err(r) => {
             response.status = r.status;
@@ -156,7 +168,7 @@ async fn upgrade(lua: Lua, (_req, res, opts): (Value, Value, Value)) -> mlua::Re
     }
     let ws = lua.create_userdata(Ws {
         conn: res.conn.clone(),
-        session: Session::new(Role::Server, opts.max_message),
+        session: server_session(&opts, accepted.deflate),
         protocol: accepted.protocol,
     })?;
     *res.ws.borrow_mut() = Some(ws.clone());

@@ -71,7 +71,8 @@ pub fn parse_header(buf: &[u8]) -> Result<Parsed, Violation> {
     Ok(Parsed::Complete(header, size))
 }
 
-/// Encodes a final frame's header into `out`; returns its length.
+/// Encodes a final frame's header into `out`; returns its length. `opcode`
+/// may carry reserved bits in its high nibble (0x40: RSV1, "compressed").
 pub fn encode_header(opcode: u8, mask: Option<[u8; 4]>, len: usize, out: &mut [u8; MAX_HEADER]) -> usize {
     out[0] = 0x80 | opcode;
     let mask_bit = if mask.is_some() { 0x80 } else { 0 };

@@ -6,6 +6,7 @@
 use base64::Engine;
 use sha1::{Digest, Sha1};
 
+use super::deflate::{self, Params};
 use crate::proto::http::Head;
 
 /// Appended to the client's key before hashing (§1.3).
@@ -25,6 +26,8 @@ pub struct Accepted {
     pub accept: String,
     /// The subprotocol chosen from the client's offer, if any matched.
     pub protocol: Option<String>,
+    /// permessage-deflate, when allowed and offered acceptably.
+    pub deflate: Option<Params>,
 }
 
 /// Why a request is not a usable upgrade, with the HTTP answer to give.
@@ -35,8 +38,8 @@ pub struct Refused {
 }
 
 /// Checks `head` as a WebSocket upgrade; `protocols` are the subprotocols the
-/// server speaks, in its order of preference.
-pub fn check(head: &Head, protocols: &[String]) -> Result<Accepted, Refused> {
+/// server speaks, in its order of preference; `deflate` allows compression.
+pub fn check(head: &Head, protocols: &[String], deflate: bool) -> Result<Accepted, Refused> {
     let refuse = |status, reason| Err(Refused { status, reason });
     if head.method != "GET" || head.version != 1 {
         return refuse(400, "websocket upgrade needs GET and HTTP/1.1");
@@ -61,7 +64,9 @@ pub fn check(head: &Head, protocols: &[String]) -> Result<Accepted, Refused> {
         .map(<[u8]>::trim_ascii)
         .collect();
     let protocol = protocols.iter().find(|p| offered.contains(&p.as_bytes())).cloned();
-    Ok(Accepted { accept: accept_key(key), protocol })
+    let offers = head.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-extensions"));
+    let deflate = if deflate { deflate::negotiate(offers.map(|(_, v)| v.as_slice())) } else { None };
+    Ok(Accepted { accept: accept_key(key), protocol, deflate })
 }
 
 /// The `101 Switching Protocols` response head.
@@ -72,6 +77,9 @@ pub fn response(accepted: &Accepted) -> String {
     );
     if let Some(p) = &accepted.protocol {
         out.push_str(&format!("Sec-WebSocket-Protocol: {p}\r\n"));
+    }
+    if let Some(d) = &accepted.deflate {
+        out.push_str(&format!("Sec-WebSocket-Extensions: {}\r\n", d.response()));
     }
     out.push_str("\r\n");
     out
@@ -139,7 +147,7 @@ mod tests {
     #[test]
     fn rfc_sample_key() {
         assert_eq!(accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
-        let ok = check(&head(GOOD), &[]).unwrap();
+        let ok = check(&head(GOOD), &[], false).unwrap();
         assert_eq!(ok.accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
         assert!(response(&ok).starts_with("HTTP/1.1 101 "));
     }
@@ -148,8 +156,8 @@ mod tests {
     fn picks_the_servers_preferred_subprotocol_among_those_offered() {
         let h = head(&format!("{GOOD}Sec-WebSocket-Protocol: chat, superchat\r\n"));
         let ours = ["superchat".to_string(), "chat".to_string()];
-        assert_eq!(check(&h, &ours).unwrap().protocol.as_deref(), Some("superchat"));
-        assert_eq!(check(&h, &["other".to_string()]).unwrap().protocol, None);
+        assert_eq!(check(&h, &ours, false).unwrap().protocol.as_deref(), Some("superchat"));
+        assert_eq!(check(&h, &["other".to_string()], false).unwrap().protocol, None);
     }
 
     #[test]
@@ -158,7 +166,7 @@ mod tests {
         assert_ne!(key, client_key());
         let raw = client_request("h:1", "/p?q", &key, &["chat".to_string()], &[("X-A".into(), "b".into())]);
         let head = Head::parse(raw.as_bytes(), Limits::default()).unwrap().unwrap().0;
-        let accepted = check(&head, &["chat".to_string()]).unwrap();
+        let accepted = check(&head, &["chat".to_string()], false).unwrap();
         let answer = response(&accepted);
         let back = Head::parse(
             answer.replace("HTTP/1.1 101 Switching Protocols", "GET / HTTP/1.1").as_bytes(),
@@ -174,8 +182,11 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_an_upgrade() {
-        assert_eq!(check(&head(""), &[]).unwrap_err().status, 426);
-        assert_eq!(check(&head(&GOOD.replace("13", "8")), &[]).unwrap_err().status, 426);
-        assert_eq!(check(&head(&GOOD.replace("dGhlIHNhbXBsZSBub25jZQ==", "short")), &[]).unwrap_err().status, 400);
+        assert_eq!(check(&head(""), &[], false).unwrap_err().status, 426);
+        assert_eq!(check(&head(&GOOD.replace("13", "8")), &[], false).unwrap_err().status, 426);
+        assert_eq!(
+            check(&head(&GOOD.replace("dGhlIHNhbXBsZSBub25jZQ==", "short")), &[], false).unwrap_err().status,
+            400
+        );
     }
 }

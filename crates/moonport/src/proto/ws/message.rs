@@ -8,6 +8,7 @@
 //! many it used, and keeps its place between calls, so the caller can stop
 //! waiting at any point (a timeout) and resume later without losing bytes.
 
+use super::deflate::{Corrupt, Inflater, TooBig};
 use super::frame::{self, Header, Parsed};
 use super::{Violation, close_code_valid, code};
 
@@ -52,6 +53,8 @@ struct Frame {
 /// The data message being assembled from fragments.
 struct Partial {
     kind: Kind,
+    /// Sent compressed (RSV1 on its first frame): inflated when complete.
+    compressed: bool,
     data: Vec<u8>,
     /// Bytes of `data` known to be valid UTF-8 (text only); what follows is
     /// at most an incomplete character.
@@ -66,11 +69,19 @@ pub struct Decoder {
     message: Option<Partial>,
     /// Payload of the control frame being received (at most 125 bytes).
     control: Vec<u8>,
+    /// Set when permessage-deflate was negotiated.
+    inflater: Option<Inflater>,
 }
 
 impl Decoder {
     pub fn new(role: Role, max_message: usize) -> Self {
-        Self { role, max_message, frame: None, message: None, control: Vec::new() }
+        Self { role, max_message, frame: None, message: None, control: Vec::new(), inflater: None }
+    }
+
+    /// Accepts compressed messages (permessage-deflate was negotiated).
+    pub fn with_deflate(mut self) -> Self {
+        self.inflater = Some(Inflater::new());
+        self
     }
 
     /// Uses bytes from `input` until an event is complete or the input ends.
@@ -109,7 +120,11 @@ impl Decoder {
 
     /// Checks a new frame against everything received before it.
     fn start_frame(&mut self, h: Header) -> Result<(), Violation> {
-        if h.rsv != 0 {
+        // RSV1 marks a compressed message: only on the first frame of a
+        // data message, and only with permessage-deflate.
+        let rsv1 = h.rsv & 0x4 != 0;
+        let rsv1_allowed = self.inflater.is_some() && !h.is_control() && h.opcode != frame::CONTINUATION;
+        if h.rsv & 0x3 != 0 || (rsv1 && !rsv1_allowed) {
             return Err(Violation::protocol("reserved bits set"));
         }
         match (self.role, h.mask) {
@@ -147,6 +162,7 @@ impl Decoder {
             }
             let message = self.message.get_or_insert_with(|| Partial {
                 kind: kind.unwrap_or(Kind::Binary),
+                compressed: rsv1,
                 data: Vec::new(),
                 valid: 0,
             });
@@ -171,7 +187,7 @@ impl Decoder {
         if let Some(key) = h.mask {
             frame::apply_mask(&mut target[start..], key, offset);
         }
-        if let Some(m) = self.message.as_mut().filter(|m| m.kind == Kind::Text && !h.is_control()) {
+        if let Some(m) = self.message.as_mut().filter(|m| m.kind == Kind::Text && !m.compressed && !h.is_control()) {
             // Fail fast: a byte that can never start or continue a character
             // ends the connection now, not at the end of the message.
             match std::str::from_utf8(&m.data[m.valid..]) {
@@ -190,7 +206,20 @@ impl Decoder {
             frame::CLOSE => close_payload(&self.control).map(|c| Some(Event::Close(c))),
             _ if !h.fin => Ok(None),
             _ => {
-                let Some(m) = self.message.take() else { unreachable!("a data frame has a message") };
+                let Some(mut m) = self.message.take() else { unreachable!("a data frame has a message") };
+                if m.compressed {
+                    let Some(inflater) = self.inflater.as_mut() else { unreachable!("RSV1 needs deflate") };
+                    m.data = match inflater.inflate(&m.data, self.max_message) {
+                        Ok(Ok(data)) => data,
+                        Ok(Err(TooBig)) => return Err(Violation { code: code::TOO_BIG, reason: "message too big" }),
+                        Err(Corrupt) => {
+                            return Err(Violation { code: code::INVALID_DATA, reason: "invalid compressed data" });
+                        }
+                    };
+                    if m.kind == Kind::Text {
+                        m.valid = if std::str::from_utf8(&m.data).is_ok() { m.data.len() } else { 0 };
+                    }
+                }
                 if m.kind == Kind::Text && m.valid != m.data.len() {
                     return Err(Violation { code: code::INVALID_DATA, reason: "invalid utf-8" });
                 }
@@ -341,6 +370,39 @@ mod tests {
             vec![Event::Close(Some((4000, "bye".to_string())))]
         );
         assert_eq!(decode_all(&mut server(), &frame(true, CLOSE, b""), 100).unwrap(), vec![Event::Close(None)]);
+    }
+
+    #[test]
+    fn compressed_messages_with_permessage_deflate() {
+        use crate::proto::ws::deflate::{Deflater, Params};
+        let mut deflater = Deflater::new(Params::default());
+        let text = "hello hello hello hello".repeat(10);
+        let packed = deflater.compress(text.as_bytes());
+        let mut first = frame(false, TEXT, &packed[..5]);
+        first[0] |= 0x40;
+        let mut input = first.clone();
+        input.extend(frame(true, CONTINUATION, &packed[5..]));
+        let mut d = Decoder::new(Role::Server, 1 << 20).with_deflate();
+        assert_eq!(decode_all(&mut d, &input, 3).unwrap(), vec![Event::Message(Kind::Text, text.clone().into_bytes())]);
+        // The context carries over to the next message.
+        let again = deflater.compress(text.as_bytes());
+        assert!(again.len() < packed.len());
+        let mut next = frame(true, TEXT, &again);
+        next[0] |= 0x40;
+        assert_eq!(decode_all(&mut d, &next, 100).unwrap(), vec![Event::Message(Kind::Text, text.into_bytes())]);
+        // RSV1 without the extension, or on a continuation, is a protocol error.
+        assert_eq!(decode_all(&mut server(), &first, 100).unwrap_err().code, 1002);
+        let mut cont = frame(false, TEXT, b"a");
+        let mut second = frame(true, CONTINUATION, b"b");
+        second[0] |= 0x40;
+        cont.extend(second);
+        let mut d = Decoder::new(Role::Server, 1 << 20).with_deflate();
+        assert_eq!(decode_all(&mut d, &cont, 100).unwrap_err().code, 1002);
+        // Inflating past the limit is 1009.
+        let mut d = Decoder::new(Role::Server, 100).with_deflate();
+        let mut big = frame(true, BINARY, &Deflater::new(Params::default()).compress(&[0; 1000]));
+        big[0] |= 0x40;
+        assert_eq!(decode_all(&mut d, &big, 100).unwrap_err().code, 1009);
     }
 
     proptest! {

@@ -1,10 +1,12 @@
 //! WebSocket (RFC 6455): the frame format (`frame`), the opening handshake
 //! (`handshake`), turning frames into messages with every receive-side rule
 //! checked (`message`), and a session that runs them over a `TcpConn`
-//! (`session`: pings answered, the close handshake, frames written whole).
+//! (`session`: pings answered, the close handshake, frames written whole),
+//! and the optional permessage-deflate compression (`deflate`).
 //!
 //! Only `session` does I/O; the others are pure and tested on bytes.
 
+pub mod deflate;
 pub mod frame;
 pub mod handshake;
 pub mod message;

@@ -12,6 +12,7 @@ use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
 use super::Violation;
+use super::deflate::{Deflater, Params};
 use super::frame::{self, MAX_HEADER};
 use super::message::{Decoder, Event, Kind, Role, Step};
 use crate::buf::Chunk;
@@ -65,6 +66,9 @@ pub struct Session {
     close_sent: Cell<bool>,
     /// The peer's close frame arrived: the session is over.
     close_received: Cell<bool>,
+    /// Set when permessage-deflate was negotiated: data messages go out
+    /// compressed.
+    deflater: Option<RefCell<Deflater>>,
 }
 
 impl Session {
@@ -74,7 +78,16 @@ impl Session {
             decoder: RefCell::new(Decoder::new(role, max_message)),
             close_sent: Cell::new(false),
             close_received: Cell::new(false),
+            deflater: None,
         }
+    }
+
+    /// Compresses and inflates messages, as negotiated with `params`.
+    pub fn with_deflate(mut self, params: Params) -> Self {
+        let decoder = self.decoder.into_inner().with_deflate();
+        self.decoder = RefCell::new(decoder);
+        self.deflater = Some(RefCell::new(Deflater::new(params)));
+        self
     }
 
     /// Whether either side has started closing.
@@ -157,7 +170,20 @@ impl Session {
             return Err(NetError::Closed.into());
         }
         let opcode = if kind == Kind::Text { frame::TEXT } else { frame::BINARY };
-        self.send_frame(conn, opcode, data).await
+        match &self.deflater {
+            None => self.send_frame(conn, opcode, data).await,
+            Some(deflater) => {
+                let compressed = match &data {
+                    Payload::Bytes(b) => deflater.borrow_mut().compress(b),
+                    Payload::Chunk(c) => deflater.borrow_mut().compress(c.as_slice()),
+                };
+                // RSV1 on the frame says it is compressed.
+                self.send_frame(conn, opcode | 0x40, Payload::Bytes(&compressed)).await.map(|_| match &data {
+                    Payload::Bytes(b) => b.len(),
+                    Payload::Chunk(c) => c.as_slice().len(),
+                })
+            }
+        }
     }
 
     pub async fn ping(&self, conn: &TcpConn, data: &[u8]) -> Result<usize, WsError> {
