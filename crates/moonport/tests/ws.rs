@@ -122,17 +122,22 @@ const KEY: [u8; 4] = [1, 2, 3, 4];
 
 impl Raw {
     fn upgrade(addr: SocketAddr) -> Raw {
+        Raw::upgrade_with(addr, "").0
+    }
+
+    /// Upgrades with `extra` request header lines; returns the response head too.
+    fn upgrade_with(addr: SocketAddr, extra: &str) -> (Raw, String) {
         let mut s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        s.write_all(
-            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        )
-        .unwrap();
+        let req = format!(
+            "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+        );
+        s.write_all(req.as_bytes()).unwrap();
         let head = read_head(&mut s);
         assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
         assert!(head.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"), "{head}");
-        Raw { s }
+        (Raw { s }, head)
     }
 
     fn frame(&mut self, fin: bool, opcode: u8, payload: &[u8], masked: bool) {
@@ -161,6 +166,12 @@ impl Raw {
 
     /// Reads one server frame: opcode and payload.
     fn read_frame(&mut self) -> (u8, Vec<u8>) {
+        let (first, payload) = self.read_raw_frame();
+        (first & 0xf, payload)
+    }
+
+    /// Reads one server frame: its first byte (FIN, RSV, opcode) and payload.
+    fn read_raw_frame(&mut self) -> (u8, Vec<u8>) {
         let mut h = [0u8; 2];
         self.s.read_exact(&mut h).expect("a frame header");
         assert_eq!(h[1] & 0x80, 0, "server frames are not masked");
@@ -179,7 +190,7 @@ impl Raw {
         };
         let mut payload = vec![0u8; len];
         self.s.read_exact(&mut payload).unwrap();
-        (h[0] & 0xf, payload)
+        (h[0], payload)
     }
 
     /// Expects a close frame with `code`, then the end of the connection.
@@ -218,6 +229,37 @@ fn fragments_with_control_frames_between_them() {
     assert_eq!(raw.read_frame(), (1, "a€z".as_bytes().to_vec()));
     raw.frame(true, 8, &1000u16.to_be_bytes(), true);
     raw.expect_close(1000);
+}
+
+#[test]
+fn permessage_deflate_when_enabled_and_offered() {
+    use moonport::proto::ws::deflate::{Deflater, Inflater, Params};
+    let srv = Moonport::new("ws_server.lua").workers(1).arg("deflate").start();
+    let offer = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits, permessage-deflate\r\n";
+    let (mut raw, head) = Raw::upgrade_with(srv.addr(), offer);
+    assert!(head.contains("Sec-WebSocket-Extensions: permessage-deflate\r\n"), "{head}");
+    let mut ours = Deflater::new(Params::default());
+    let mut theirs = Inflater::new();
+    for _ in 0..2 {
+        let text = "compress me ".repeat(50);
+        let packed = ours.compress(text.as_bytes());
+        assert!(packed.len() < 100);
+        raw.frame(true, 0x40 | 1, &packed, true);
+        let (first, payload) = raw.read_raw_frame();
+        assert_eq!(first, 0x80 | 0x40 | 1, "FIN, RSV1 and text");
+        assert_eq!(theirs.inflate(&payload, 1 << 20), Ok(Ok(text.into_bytes())));
+    }
+    // Uncompressed messages still pass.
+    raw.frame(true, 1, b"plain", true);
+    let (first, payload) = raw.read_raw_frame();
+    assert_eq!(first & 0x40, 0x40, "the server compresses all it sends");
+    assert_eq!(theirs.inflate(&payload, 100), Ok(Ok(b"plain".to_vec())));
+    // An offer limiting the server's window is declined: no extension.
+    let (mut raw, head) =
+        Raw::upgrade_with(srv.addr(), "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=10\r\n");
+    assert!(!head.contains("Extensions"), "{head}");
+    raw.frame(true, 0x40 | 1, &ours.compress(b"x"), true);
+    raw.expect_close(1002);
 }
 
 #[test]

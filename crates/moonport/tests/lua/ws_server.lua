@@ -9,6 +9,7 @@ moonport.ws.listen({
   max_header = 2048,
   header_timeout = 1,
   protocols = { "echo", "chat" },
+  deflate = arg[1] == "deflate",
 }, function(ws, req)
   if req.path == "/viewer" then
     -- Room messages go to this viewer natively, as text frames.
