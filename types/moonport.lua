@@ -1088,6 +1088,7 @@ moonport.ws = {}
 ---@class moonport.WsOptions: moonport.HttpOptions
 ---@field max_message? integer largest message (default 1048576; beyond: close 1009)
 ---@field protocols? string[] subprotocols in order of preference
+---@field deflate? boolean negotiate permessage-deflate when offered (default false)
 
 ---A WebSocket session.
 ---@class moonport.Ws
@@ -1151,7 +1152,7 @@ function moonport.ws.connect(url, opts) end
 ---Turns an HTTP request into a WebSocket (or answers 426/400).
 ---@param req moonport.Request
 ---@param res moonport.Response
----@param opts? {max_message?: integer, protocols?: string[]}
+---@param opts? {max_message?: integer, protocols?: string[], deflate?: boolean}
 ---@return moonport.Ws? ws
 ---@return string? err
 function moonport.ws.upgrade(req, res, opts) end

@@ -78,6 +78,11 @@ pub struct EchoArgs {
     /// including this marker (same escapes), e.g. '\r\n\r\n'.
     #[arg(long, value_parser = parse_escaped, requires = "preface")]
     preface_until: Option<Escaped>,
+    /// Speak WebSocket: upgrade each connection first, then send each
+    /// message as one binary frame (masked with an all-zero key, so the
+    /// generator spends nothing on masking) and expect it echoed as one.
+    #[arg(long)]
+    ws: bool,
 }
 
 /// Bytes given on the command line with backslash escapes.
@@ -188,6 +193,7 @@ struct ThreadResult {
 struct Plan {
     addr: SocketAddr,
     size: usize,
+    ws: bool,
     warmup: Duration,
     duration: Duration,
     /// Sent on each connection before the run (leaked: lives for the process).
@@ -208,7 +214,7 @@ pub fn run(args: EchoArgs) -> Result<ExitCode, String> {
 
     let preface: Option<&'static Preface> =
         args.preface.map(|p| &*Box::leak(Box::new(Preface { send: p.0, until: args.preface_until.map(|u| u.0) })));
-    let plan = Plan { addr, size: args.size, warmup, duration, preface };
+    let plan = Plan { addr, size: args.size, ws: args.ws, warmup, duration, preface };
     // Every thread connects first; the clock starts once all have connected.
     let barrier = Arc::new(Barrier::new(threads));
     let mut handles = Vec::with_capacity(threads);
@@ -339,7 +345,7 @@ fn load_thread(plan: Plan, ids: Vec<usize>, barrier: Arc<Barrier>) -> Result<Thr
         for (id, stream) in streams {
             let shared = Rc::clone(&shared);
             tasks.push(compio::runtime::spawn(async move {
-                let run = ping_pong(stream, id, plan.size, warm_end, end, &shared);
+                let run = ping_pong(stream, id, plan, warm_end, end, &shared);
                 if compio::time::timeout_at(end + GRACE, run).await.is_err() {
                     shared.errors.borrow_mut().timeout += 1;
                     shared.note(format!("conn {id}: no echo within {GRACE:?} after the end of the run; abandoned"));
@@ -440,17 +446,73 @@ fn stamp(buf: &mut [u8], seq: u64) {
     buf[..n].copy_from_slice(&bytes[..n]);
 }
 
+/// A WebSocket binary frame header for `size` bytes; a client's is masked
+/// (with the key 0, which leaves the payload as it is).
+fn ws_head(size: usize, masked: bool) -> Vec<u8> {
+    let m = if masked { 0x80 } else { 0 };
+    let mut h = vec![0x82];
+    match size {
+        0..=125 => h.push(m | size as u8),
+        126..=65535 => {
+            h.push(m | 126);
+            h.extend((size as u16).to_be_bytes());
+        }
+        _ => {
+            h.push(m | 127);
+            h.extend((size as u64).to_be_bytes());
+        }
+    }
+    if masked {
+        h.extend([0u8; 4]);
+    }
+    h
+}
+
+/// The WebSocket opening handshake, checked only for its status line.
+async fn ws_upgrade(stream: &mut TcpStream, addr: SocketAddr) -> io::Result<()> {
+    let req = format!(
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    let BufResult(res, _) = stream.write_all(req.into_bytes()).await;
+    res?;
+    // Byte by byte: nothing after the head may be read here.
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() > 4096 {
+            return Err(io::Error::other("handshake response too long"));
+        }
+        let BufResult(res, byte) = stream.read_exact(Vec::with_capacity(1)).await;
+        res?;
+        head.extend_from_slice(&byte);
+    }
+    if !head.starts_with(b"HTTP/1.1 101") {
+        return Err(io::Error::other(format!("upgrade refused: {}", String::from_utf8_lossy(&head))));
+    }
+    Ok(())
+}
+
 /// One connection's ping-pong loop, until `end`.
-async fn ping_pong(mut stream: TcpStream, id: usize, size: usize, warm_end: Instant, end: Instant, shared: &Shared) {
-    let mut send = pattern(id, size);
-    let mut recv: Vec<u8> = Vec::with_capacity(size);
+async fn ping_pong(mut stream: TcpStream, id: usize, plan: Plan, warm_end: Instant, end: Instant, shared: &Shared) {
+    if plan.ws
+        && let Err(e) = ws_upgrade(&mut stream, plan.addr).await
+    {
+        io_failure(shared, id, "upgrade", &e);
+        return;
+    }
+    let size = plan.size;
+    // In WebSocket mode each message carries a frame header each way.
+    let (ours, theirs) = if plan.ws { (ws_head(size, true), ws_head(size, false)) } else { (Vec::new(), Vec::new()) };
+    let mut send = [ours.clone(), pattern(id, size)].concat();
+    let want = theirs.len() + size;
+    let mut recv: Vec<u8> = Vec::with_capacity(want);
     let mut seq: u64 = 0;
     loop {
         let t0 = Instant::now();
         if t0 >= end {
             break;
         }
-        stamp(&mut send, seq);
+        stamp(&mut send[ours.len()..], seq);
         let BufResult(res, buf) = stream.write_all(send).await;
         send = buf;
         if let Err(e) = res {
@@ -458,7 +520,7 @@ async fn ping_pong(mut stream: TcpStream, id: usize, size: usize, warm_end: Inst
             return;
         }
         recv.clear();
-        let BufResult(res, buf) = stream.read_exact(recv.slice(..size)).await;
+        let BufResult(res, buf) = stream.read_exact(recv.slice(..want)).await;
         recv = buf.into_inner();
         if let Err(e) = res {
             io_failure(shared, id, "read", &e);
@@ -469,7 +531,7 @@ async fn ping_pong(mut stream: TcpStream, id: usize, size: usize, warm_end: Inst
             // Completed after the window closed: not part of the figures.
             break;
         }
-        if recv.buf_len() != size || recv[..] != send[..] {
+        if recv.buf_len() != want || recv[..theirs.len()] != theirs[..] || recv[theirs.len()..] != send[ours.len()..] {
             let mut errs = shared.errors.borrow_mut();
             errs.mismatch += 1;
             if errs.mismatch == 1 {

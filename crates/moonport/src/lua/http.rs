@@ -126,7 +126,7 @@ pub fn request_table(lua: &Lua, head: &Head) -> mlua::Result<Table> {
 pub async fn refuse_request(conn: &TcpConn, e: ReadError) -> mlua::Result<()> {
     let Some(status) = e.status() else { return Ok(()) };
     if let Ok(peer) = conn.peer_addr() {
-        tracing::info!("http {peer}: {e:?}, answered {status}");
+        tracing::info!("http {peer}: {e}, answered {status}");
     }
     let _ = server::send_error(conn, status, server::reason(status), "").await;
     Ok(())

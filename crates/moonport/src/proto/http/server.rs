@@ -30,6 +30,21 @@ impl ReadError {
     }
 }
 
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ReadError::Idle => "idle",
+            ReadError::Net(NetError::Timeout) => "request too slow",
+            ReadError::Net(e) => return e.fmt(f),
+            ReadError::Bad(HeadError::TooLarge) => "request head too large",
+            ReadError::Bad(HeadError::Malformed) => "malformed request",
+            ReadError::Bad(HeadError::Version) => "unsupported HTTP version",
+            ReadError::Body(BodyError::TooLarge) => "request body too large",
+            ReadError::Body(BodyError::Malformed) => "malformed request body",
+        })
+    }
+}
+
 impl From<NetError> for ReadError {
     fn from(e: NetError) -> Self {
         ReadError::Net(e)
