@@ -151,6 +151,10 @@ pub async fn send(conn: &TcpConn, res: &mut Response, path: &Path, cond: Conditi
         }
     };
     let meta = std::fs::metadata(path).map_err(NetError::from)?;
+    if !meta.is_file() {
+        res.status = 404;
+        return res.send(conn, Data::Bytes(b"")).await;
+    }
     let len = meta.len();
     let tag = etag(&meta);
     res.set_header("ETag", Some(&tag));
