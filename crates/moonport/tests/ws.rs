@@ -113,6 +113,22 @@ fn rooms_attach_to_websockets() {
     assert!(srv.wait_log_until(IO_TIMEOUT, |_| srv.stdout().contains("attach ended: ")), "{}", srv.stdout());
 }
 
+#[test]
+fn a_shutdown_says_going_away() {
+    let mut srv = server();
+    let mut ws = client(srv.addr(), "/", &[]);
+    ws.send(Message::text("hi")).unwrap();
+    assert_eq!(text(&mut ws), "hi");
+    srv.terminate();
+    match ws.read().unwrap() {
+        Message::Close(Some(f)) => assert_eq!((u16::from(f.code), f.reason.as_str()), (1001, "server shutting down")),
+        other => panic!("close expected, got {other:?}"),
+    }
+    let _ = ws.flush();
+    assert!(srv.wait_exit(Duration::from_secs(10)).is_some(), "moonport exits after the close handshake");
+    assert!(srv.stdout().contains("closed by peer: 1001 server shutting down"), "{}", srv.stdout());
+}
+
 /// A client that writes frames by hand.
 struct Raw {
     s: TcpStream,

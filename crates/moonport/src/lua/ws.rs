@@ -285,7 +285,19 @@ impl UserData for Ws {
     fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
         m.add_async_method("recv", |lua, this: UserDataRef<Self>, ()| async move {
             let conn: UserDataRef<TcpConn> = this.conn.borrow()?;
-            match this.session.recv(&conn).await {
+            let engine = super::worker(&lua)?.engine.clone();
+            // A server shutting down tells its peers (1001) instead of letting
+            // the grace period end with a bare TCP close. Stopping a receive
+            // midway loses nothing: the decoder keeps its place.
+            let received = match select(pin!(this.session.recv(&conn)), pin!(engine.shutdown.wait())).await {
+                Either::Left((r, _)) => r,
+                Either::Right(_) => {
+                    const WHY: &str = "server shutting down";
+                    let _ = this.session.close(&conn, Some(code::GOING_AWAY), WHY.as_bytes()).await;
+                    return (WHY, "close", code::GOING_AWAY).into_lua_multi(&lua);
+                }
+            };
+            match received {
                 Ok(Received::Message(kind, data)) => {
                     let kind = if kind == Kind::Text { "text" } else { "binary" };
                     (lua.create_string(data)?, kind).into_lua_multi(&lua)
