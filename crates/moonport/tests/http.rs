@@ -144,6 +144,12 @@ fn requests_on_a_kept_alive_connection() {
     s.write_all(b"PUT /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n")
         .unwrap();
     assert_eq!(read_resp(&mut s, false).text(), "PUT /echo - - 5 abcde");
+    // Expect: 100-continue is answered before the body is sent.
+    s.write_all(b"POST /echo HTTP/1.1\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n").unwrap();
+    assert_eq!(read_line(&mut s), "HTTP/1.1 100 Continue");
+    assert_eq!(read_line(&mut s), "");
+    s.write_all(b"body").unwrap();
+    assert_eq!(read_resp(&mut s, false).text(), "POST /echo - - 4 body");
     // Streamed writes go out chunked.
     s.write_all(b"GET /stream HTTP/1.1\r\n\r\n").unwrap();
     let r = read_resp(&mut s, false);
