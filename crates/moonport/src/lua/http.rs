@@ -173,7 +173,9 @@ async fn serve(lua: Lua, conn_ud: AnyUserData, handler: Function, opts: HttpOpti
         };
         let req = request_table(&lua, &head)?;
         req.set("body", lua.create_string(body)?)?;
-        let response = Response::new(head.method == "HEAD", head.version == 1, head.keep_alive());
+        // During a shutdown each connection ends after its current request.
+        let keep_alive = head.keep_alive() && !super::worker(&lua)?.engine.shutdown.is_fired();
+        let response = Response::new(head.method == "HEAD", head.version == 1, keep_alive);
         drop(conn);
         let res = lua.create_userdata(Res {
             conn: conn_ud.clone(),
