@@ -289,3 +289,17 @@ fn the_lua_client() {
     let r = ask(srv.addr(), &format!("GET /client HTTP/1.1\r\nHost: {}\r\n\r\n", srv.addr()));
     assert_eq!(r.text(), "200 text/plain POST /echo x=1 c 2 hi | abb | nil refused", "{r:?}");
 }
+
+#[test]
+fn a_shutdown_does_not_wait_for_idle_kept_alive_connections() {
+    let (mut srv, _dir) = server();
+    let mut s = conn(srv.addr());
+    s.write_all(b"GET /echo HTTP/1.1\r\n\r\n").unwrap();
+    assert_eq!(read_resp(&mut s, false).status, 200);
+    let asked = Instant::now();
+    srv.terminate();
+    assert!(srv.wait_exit(Duration::from_secs(10)).is_some());
+    // Well within the 5 s grace period the idle connection would otherwise get.
+    assert!(asked.elapsed() < Duration::from_secs(3), "{:?}", asked.elapsed());
+    assert!(closed(&mut s));
+}

@@ -8,8 +8,10 @@
 
 use std::cell::RefCell;
 use std::path::PathBuf;
+use std::pin::pin;
 use std::time::Duration;
 
+use futures_util::future::{Either, select};
 use futures_util::lock::Mutex;
 use mlua::{
     AnyUserData, Function, IntoLuaMulti, Lua, MultiValue, Table, UserData, UserDataFields, UserDataMethods,
@@ -147,12 +149,17 @@ fn listen(lua: &Lua, (opts, handler): (Value, Value)) -> mlua::Result<MultiValue
 
 /// One connection: requests one after another while both sides keep it alive.
 async fn serve(lua: Lua, conn_ud: AnyUserData, handler: Function, opts: HttpOptions) -> mlua::Result<()> {
+    let engine = super::worker(&lua)?.engine.clone();
     let mut idle = opts.header_timeout;
     loop {
         let conn: UserDataRef<TcpConn> = conn_ud.borrow()?;
-        let head = match server::read_head(&conn, opts.limits, idle, opts.header_timeout).await {
-            Ok(head) => head,
-            Err(e) => return refuse_request(&conn, e).await,
+        // A shutdown ends the wait for the next request (the read is parked
+        // in the connection, so stopping it is safe).
+        let reading = server::read_head(&conn, opts.limits, idle, opts.header_timeout);
+        let head = match select(pin!(reading), pin!(engine.shutdown.wait())).await {
+            Either::Left((Ok(head), _)) => head,
+            Either::Left((Err(e), _)) => return refuse_request(&conn, e).await,
+            Either::Right(_) => return Ok(()),
         };
         idle = opts.idle_timeout;
         let framing = match body::request_framing(&head) {
@@ -174,7 +181,7 @@ async fn serve(lua: Lua, conn_ud: AnyUserData, handler: Function, opts: HttpOpti
         let req = request_table(&lua, &head)?;
         req.set("body", lua.create_string(body)?)?;
         // During a shutdown each connection ends after its current request.
-        let keep_alive = head.keep_alive() && !super::worker(&lua)?.engine.shutdown.is_fired();
+        let keep_alive = head.keep_alive() && !engine.shutdown.is_fired();
         let response = Response::new(head.method == "HEAD", head.version == 1, keep_alive);
         drop(conn);
         let res = lua.create_userdata(Res {
