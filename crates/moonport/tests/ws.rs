@@ -369,3 +369,25 @@ fn a_trickled_request_head_times_out() {
     assert!(text.starts_with("HTTP/1.1 408 "), "{text:?}");
     assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
 }
+
+#[test]
+fn sessions_count_against_the_coroutine_limit() {
+    // One session is its coroutine and six more units: a limit of 10 serves
+    // one, closes the second unserved, and serves again once the first is gone.
+    let srv = Moonport::new("ws_server.lua").workers(1).option("--max-coroutines=10").start();
+    let mut first = client(srv.addr(), "/", &[]);
+    first.send(Message::text("one")).unwrap();
+    assert_eq!(text(&mut first), "one");
+    let refused = TcpStream::connect(srv.addr()).expect("connect");
+    refused.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let req = format!("ws://{}/", srv.addr()).into_client_request().unwrap();
+    assert!(tungstenite::client::client(req, refused).is_err(), "a second session must not be served");
+    assert!(srv.wait_log("websocket connection closed unserved: ", Duration::from_secs(5)), "{}", srv.log());
+    first.close(None).unwrap();
+    let _ = first.read();
+    drop(first);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut again = client(srv.addr(), "/", &[]);
+    again.send(Message::text("two")).unwrap();
+    assert_eq!(text(&mut again), "two");
+}

@@ -150,6 +150,16 @@ fn listen(lua: &Lua, (opts, handler): (Value, Value)) -> mlua::Result<MultiValue
 /// One connection: requests one after another while both sides keep it alive.
 async fn serve(lua: Lua, conn_ud: AnyUserData, handler: Function, opts: HttpOptions) -> mlua::Result<()> {
     let engine = super::worker(&lua)?.engine.clone();
+    // Like a WebSocket session, an HTTP connection keeps several Lua values
+    // in Rust (its objects, the handler and its nested call): see `ws::SESSION_UNITS`.
+    let _budget = match super::task::reserve(&lua, super::ws::SESSION_UNITS) {
+        Ok(units) => units,
+        Err(e) => {
+            tracing::warn!("http connection closed unserved: {e}");
+            conn_ud.borrow::<TcpConn>()?.close();
+            return Ok(());
+        }
+    };
     let mut idle = opts.header_timeout;
     loop {
         let conn: UserDataRef<TcpConn> = conn_ud.borrow()?;

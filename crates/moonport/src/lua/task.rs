@@ -52,6 +52,32 @@ pub fn spawn(
     Ok(())
 }
 
+/// Part of the worker's coroutine budget, held by a connection that keeps more
+/// Lua values in Rust than a plain coroutine does (an HTTP or WebSocket
+/// session: its handler, its objects, a nested call): LuaJIT's 8000-slot cap
+/// counts those too. Given back when dropped.
+pub struct Reserved {
+    ctx: std::rc::Rc<crate::engine::WorkerCtx>,
+    units: usize,
+}
+
+/// Takes `units` of the budget, or fails like `spawn` past the limit.
+pub fn reserve(lua: &Lua, units: usize) -> mlua::Result<Reserved> {
+    let ctx = worker(lua)?;
+    let limit = ctx.engine.config.max_coroutines;
+    if ctx.coroutines.get() + units > limit {
+        return Err(mlua::Error::runtime(format!("too many coroutines (this worker's limit is {limit})")));
+    }
+    ctx.coroutines.set(ctx.coroutines.get() + units);
+    Ok(Reserved { ctx, units })
+}
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        self.ctx.coroutines.set(self.ctx.coroutines.get() - self.units);
+    }
+}
+
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> &str {
     panic
         .downcast_ref::<&str>()

@@ -93,6 +93,14 @@ fn server_session(opts: &WsOptions, deflate: Option<crate::proto::ws::deflate::P
 /// One connection of `ws.listen`: the upgrade, then the handler.
 async fn serve(lua: Lua, conn_ud: AnyUserData, handler: Function, opts: WsOptions) -> mlua::Result<()> {
     let conn: UserDataRef<TcpConn> = conn_ud.borrow()?;
+    let _budget = match super::task::reserve(&lua, SESSION_UNITS) {
+        Ok(units) => units,
+        Err(e) => {
+            tracing::warn!("websocket connection closed unserved: {e}");
+            conn.close();
+            return Ok(());
+        }
+    };
     let http = opts.http;
     let head = match server::read_head(&conn, http.limits, http.header_timeout, http.header_timeout).await {
         Ok(head) => head,
@@ -115,6 +123,7 @@ async fn serve(lua: Lua, conn_ud: AnyUserData, handler: Function, opts: WsOption
         conn: conn_ud,
         session: server_session(&opts, accepted.deflate),
         protocol: accepted.protocol,
+        _budget: None,
     })?;
     let result = handler.call_async::<()>((ws.clone(), req)).await;
     finish(&ws, result.is_ok()).await?;
@@ -143,6 +152,10 @@ async fn upgrade(lua: Lua, (_req, res, opts): (Value, Value, Value)) -> mlua::Re
     let arg = Arg::new("upgrade", 3);
     let table = args::opt_table(&lua, opts, arg)?;
     let opts = WsOptions::from_lua(&lua, table.as_ref(), arg)?;
+    let budget = match super::task::reserve(&lua, SESSION_UNITS) {
+        Ok(units) => units,
+        Err(e) => return (Value::Nil, e.to_string()).into_lua_multi(&lua),
+    };
     let res: UserDataRef<Res> = res_ud.borrow()?;
     let conn: UserDataRef<TcpConn> = res.conn.borrow()?;
     let mut response = res.response.lock().await;
@@ -170,6 +183,7 @@ async fn upgrade(lua: Lua, (_req, res, opts): (Value, Value, Value)) -> mlua::Re
         conn: res.conn.clone(),
         session: server_session(&opts, accepted.deflate),
         protocol: accepted.protocol,
+        _budget: Some(budget),
     })?;
     *res.ws.borrow_mut() = Some(ws.clone());
     ws.into_lua_multi(&lua)
@@ -221,7 +235,12 @@ async fn connect(lua: Lua, (url, opts): (Value, Value)) -> mlua::Result<MultiVal
         Ok(d) => d,
         Err(why) => return fail(why),
     };
-    let ws = Ws { conn: lua.create_userdata(conn)?, session: Session::new(Role::Client, opts.max_message), protocol };
+    let ws = Ws {
+        conn: lua.create_userdata(conn)?,
+        session: Session::new(Role::Client, opts.max_message),
+        protocol,
+        _budget: None,
+    };
     lua.create_userdata(ws)?.into_lua_multi(&lua)
 }
 
@@ -261,7 +280,16 @@ struct Ws {
     conn: AnyUserData,
     session: Session,
     protocol: Option<String>,
+    /// For `ws.upgrade`: the session's share of the worker's coroutine budget
+    /// (`ws.listen` holds it for the whole connection instead).
+    _budget: Option<super::task::Reserved>,
 }
+
+/// What a WebSocket session counts for against `--max-coroutines`, beyond its
+/// connection's coroutine: the Lua values it keeps in Rust while it waits
+/// (the connection and ws objects, the handler and its nested call, and those
+/// of a call in progress), so that LuaJIT's 8000 slots are never exhausted.
+pub(super) const SESSION_UNITS: usize = 6;
 
 /// `nil, err` for a failed operation.
 fn fail(lua: &Lua, e: WsError) -> mlua::Result<MultiValue> {
