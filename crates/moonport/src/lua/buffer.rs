@@ -17,9 +17,15 @@ use crate::buf::{self, Buffer, Cursor, Decoded, Endian, Num, Short};
 pub const DEFAULT_MAX: usize = 64 * 1024 * 1024;
 const DEFAULT_CAPACITY: usize = 256;
 
-/// Largest integer every Lua number type holds exactly: LuaJIT numbers are
-/// doubles, so 64-bit values beyond ±2^53 are refused there.
-const EXACT: i128 = if cfg!(feature = "luajit") { 1 << 53 } else { i128::MAX };
+/// Largest integer a LuaJIT number (a double) holds exactly: 64-bit values
+/// beyond ±2^53 are refused there.
+const LUAJIT_EXACT: u128 = 1 << 53;
+
+/// Whether `i` survives the trip through a Lua number unchanged: always with
+/// Lua 5.4's 64-bit integers, within ±2^53 with LuaJIT's doubles.
+fn exact(i: i128) -> bool {
+    !cfg!(feature = "luajit") || i.unsigned_abs() <= LUAJIT_EXACT
+}
 
 /// Encodes a Lua number as `num` into `out`.
 fn encode(lua: &Lua, num: Num, v: &Value, endian: Endian, arg: Arg, out: &mut Vec<u8>) -> mlua::Result<()> {
@@ -47,8 +53,7 @@ fn decode(num: Num, cur: &mut Cursor, endian: Endian) -> Result<Option<Value>, S
     match num.get(cur, endian)? {
         Decoded::Float(f) => Ok(Some(Value::Number(f))),
         // Lua 5.4 integers are i64: u64 values past i64::MAX wrap, as in string.unpack.
-        Decoded::Int(i) if EXACT == i128::MAX => Ok(Some(Value::Integer(i as i64))),
-        Decoded::Int(i) if i.abs() <= EXACT => Ok(Some(Value::Integer(i as i64))),
+        Decoded::Int(i) if exact(i) => Ok(Some(Value::Integer(i as i64))),
         Decoded::Int(_) => {
             cur.rewind(start);
             Ok(None)
@@ -364,7 +369,7 @@ fn varint(
         })
     })?;
     match read {
-        Ok(v) if (v as i128).abs() <= EXACT => v.into_lua_multi(lua),
+        Ok(v) if exact(v as i128) => v.into_lua_multi(lua),
         Ok(_) => short(lua, "integer too large"),
         Err(_) if malformed => short(lua, "malformed varint"),
         Err(_) => short(lua, SHORT),
