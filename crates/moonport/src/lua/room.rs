@@ -109,23 +109,15 @@ impl UserData for RoomHandle {
                     let reason = super::ws::attach(&ws, &sub.0, text).await?;
                     return Ok((reason, sub.0.missed()));
                 };
-                let reason = loop {
-                    match sub.0.recv().await {
-                        Recv::Message(msg) => {
-                            // A viewer stuck in a write must still meet its policy.
-                            match select(pin!(conn.write_chunk(msg)), pin!(sub.0.ended())).await {
-                                Either::Left((Ok(_), _)) | Either::Right(_) => {}
-                                Either::Left((Err(e), _)) => break e.to_string(),
-                            }
-                        }
-                        Recv::Closed => break "closed".to_string(),
-                        Recv::Overflow => {
-                            // Too slow for this room: the policy says let it go.
-                            conn.close();
-                            break "overflow".to_string();
-                        }
-                    }
-                };
+                let reason = feed(
+                    &sub.0,
+                    || conn.close(),
+                    |msg| {
+                        let conn = conn.clone();
+                        async move { conn.write_chunk(msg).await.map(drop).map_err(|e| e.to_string()) }
+                    },
+                )
+                .await;
                 Ok((reason, sub.0.missed()))
             }
         });
@@ -144,6 +136,31 @@ fn ws_kind(lua: &Lua, opts: &Value) -> mlua::Result<bool> {
         None | Some(b"binary") => Ok(false),
         Some(b"text") => Ok(true),
         Some(_) => Err(arg.key("kind").error(lua, "\"text\" or \"binary\" expected")),
+    }
+}
+
+/// Delivers a subscription's messages to a viewer with `send` until the
+/// viewer fails (its error is the reason) or the room lets it go: "closed",
+/// or "overflow" under the disconnect policy, after `close` shuts it. A
+/// viewer stuck in a send still meets the policy meanwhile.
+pub(super) async fn feed<F, Fut>(sub: &Subscription, close: impl FnOnce(), mut send: F) -> String
+where
+    F: FnMut(crate::buf::Chunk) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    loop {
+        match sub.recv().await {
+            Recv::Message(msg) => match select(pin!(send(msg)), pin!(sub.ended())).await {
+                Either::Left((Ok(()), _)) | Either::Right(_) => {}
+                Either::Left((Err(e), _)) => return e,
+            },
+            Recv::Closed => return "closed".to_string(),
+            Recv::Overflow => {
+                // Too slow for this room: the policy says let it go.
+                close();
+                return "overflow".to_string();
+            }
+        }
     }
 }
 

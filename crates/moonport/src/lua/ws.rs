@@ -22,7 +22,7 @@ use crate::proto::http::response::{Data, State};
 use crate::proto::http::{client, server};
 use crate::proto::ws::session::Payload;
 use crate::proto::ws::{Kind, Received, Role, Session, WsError, code, handshake};
-use crate::room::{Recv, Subscription};
+use crate::room::Subscription;
 
 /// Largest message accepted unless `max_message` says otherwise.
 const DEFAULT_MAX_MESSAGE: i64 = 1 << 20;
@@ -255,23 +255,11 @@ pub(super) async fn attach(ws: &AnyUserData, sub: &Subscription, text: bool) -> 
     let ws: UserDataRef<Ws> = ws.borrow()?;
     let conn: UserDataRef<TcpConn> = ws.conn.borrow()?;
     let kind = if text { Kind::Text } else { Kind::Binary };
-    Ok(loop {
-        match sub.recv().await {
-            Recv::Message(msg) => {
-                // A viewer stuck in a write must still meet its policy.
-                let send = ws.session.send(&conn, kind, Payload::Chunk(msg));
-                match select(pin!(send), pin!(sub.ended())).await {
-                    Either::Left((Ok(_), _)) | Either::Right(_) => {}
-                    Either::Left((Err(e), _)) => break e.to_string(),
-                }
-            }
-            Recv::Closed => break "closed".to_string(),
-            Recv::Overflow => {
-                conn.close();
-                break "overflow".to_string();
-            }
-        }
-    })
+    let (session, sink) = (&ws.session, &*conn);
+    let send = move |msg| async move {
+        session.send(sink, kind, Payload::Chunk(msg)).await.map(drop).map_err(|e| e.to_string())
+    };
+    Ok(super::room::feed(sub, || conn.close(), send).await)
 }
 
 /// The Lua `ws` object: a session and the connection it runs on.
