@@ -40,11 +40,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
     // picks the port; the other shards then bind to that same concrete port.
     let first = bind_listener(args.addr).map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
     let local = first.local_addr().map_err(|e| format!("cannot read local address: {e}"))?;
-    let mut listeners = vec![first];
-    for _ in 1..threads {
-        let l = bind_listener(local).map_err(|e| format!("cannot bind another SO_REUSEPORT shard on {local}: {e}"))?;
-        listeners.push(l);
-    }
+    let listeners = shards(first, local, threads)?;
 
     let mut handles = Vec::with_capacity(threads);
     for (idx, listener) in listeners.into_iter().enumerate() {
@@ -82,6 +78,21 @@ pub(crate) fn join_threads(name: &str, handles: Vec<std::thread::JoinHandle<Resu
 }
 
 /// Creates a non-blocking listener with `SO_REUSEADDR` + `SO_REUSEPORT`.
+/// `first` and `threads - 1` more listeners bound to its address, one per
+/// thread, in one SO_REUSEPORT group.
+pub(crate) fn shards(
+    first: std::net::TcpListener,
+    local: SocketAddr,
+    threads: usize,
+) -> Result<Vec<std::net::TcpListener>, String> {
+    let mut listeners = vec![first];
+    for _ in 1..threads {
+        let l = bind_listener(local).map_err(|e| format!("cannot bind another SO_REUSEPORT shard on {local}: {e}"))?;
+        listeners.push(l);
+    }
+    Ok(listeners)
+}
+
 pub(crate) fn bind_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;

@@ -92,11 +92,7 @@ fn run_multi(listener: std::net::TcpListener, local: SocketAddr, threads: usize)
 }
 
 fn run_per_core(first: std::net::TcpListener, local: SocketAddr, threads: usize) -> Result<ExitCode, String> {
-    let mut listeners = vec![first];
-    for _ in 1..threads {
-        let l = bind_listener(local).map_err(|e| format!("cannot bind another SO_REUSEPORT shard on {local}: {e}"))?;
-        listeners.push(l);
-    }
+    let listeners = crate::serve::shards(first, local, threads)?;
     let mut handles = Vec::with_capacity(threads);
     for (idx, listener) in listeners.into_iter().enumerate() {
         let handle = std::thread::Builder::new()
