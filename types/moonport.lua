@@ -12,10 +12,37 @@ moonport = {}
 ---@field backlog? integer kernel accept queue (default 1024)
 ---@field ipv6_only? boolean for IPv6 hosts: refuse IPv4-mapped connections
 ---@field read_buffer? integer bytes per read (default 16384)
+---@field tls? moonport.ServerTls serve TLS
 
 ---@class moonport.ConnectOptions
----@field timeout? number seconds for the lookup and the connection (default 30, 0 = forever)
+---@field timeout? number seconds for the lookup, the connection and the TLS handshake (default 30, 0 = forever)
 ---@field read_buffer? integer bytes per read (default 16384)
+---@field tls? true|moonport.ClientTls connect over TLS (true: verify against the built-in roots)
+
+---A listener's TLS settings. PEM values are file paths, or PEM text starting with "-----BEGIN".
+---@class moonport.ServerTls
+---@field cert string certificate chain (PEM)
+---@field key string private key (PEM)
+---@field client_ca? string CA that client certificates must chain to
+---@field verify_client? "none"|"optional"|"required" default "required" with client_ca, else "none"
+---@field alpn? string[] protocols offered, in order of preference
+---@field handshake_timeout? number seconds to finish the handshake (default 10)
+
+---A client's TLS settings.
+---@class moonport.ClientTls
+---@field ca? string CA certificates to trust instead of the built-in roots (PEM)
+---@field verify? boolean false accepts any certificate (tests only; default true)
+---@field server_name? string name the certificate must carry (default: the host connected to)
+---@field cert? string client certificate chain (PEM), with key
+---@field key? string client private key (PEM), with cert
+---@field alpn? string[] protocols offered
+
+---@class moonport.TlsInfo
+---@field version string "TLSv1_3" or "TLSv1_2"
+---@field cipher string e.g. "TLS13_AES_256_GCM_SHA384"
+---@field alpn? string protocol agreed
+---@field server_name? string on a server: the name the client asked for (SNI)
+---@field peer_certificate? string the peer's certificate (DER)
 
 ---@class moonport.Listener
 local Listener = {}
@@ -92,10 +119,20 @@ function Conn:read_exact_into(buf, n) end
 ---@return string? err
 function Conn:shutdown(how) end
 
----Closes the connection now.
+---Closes the connection now (a TLS one sends close_notify first).
 ---@return true? ok
 ---@return string? err "closed" if it already was
 function Conn:close() end
+
+---Runs a TLS handshake on a plain connection (STARTTLS): as the client, or with server = true as the server.
+---@param opts? true|moonport.ClientTls|(moonport.ServerTls|{server: true})
+---@return true? ok
+---@return string? err "tls: ...", "already tls", "timeout"
+function Conn:starttls(opts) end
+
+---What the TLS handshake agreed on; nil for a plain connection.
+---@return moonport.TlsInfo?
+function Conn:tls_info() end
 
 ---Deadlines in seconds: nil leaves one unchanged, 0 removes it.
 ---@param connect? number
@@ -1078,7 +1115,7 @@ function moonport.http.static(root, opts) end
 ---@field body string
 
 ---One HTTP request; the whole response in memory.
----@param opts string|{url: string, method?: string, headers?: table<string, string>, body?: string|moonport.Buffer, timeout?: number, max_body?: integer}
+---@param opts string|{url: string, method?: string, headers?: table<string, string>, body?: string|moonport.Buffer, timeout?: number, max_body?: integer, tls?: moonport.ClientTls}
 ---@return moonport.HttpClientResponse? response
 ---@return string? err
 function moonport.http.request(opts) end
@@ -1142,9 +1179,9 @@ function Ws:set_timeouts(send, read) end
 ---@return string? err
 function moonport.ws.listen(opts, handler) end
 
----A client session to a ws:// URL.
+---A client session to a ws:// or wss:// URL.
 ---@param url string
----@param opts? {protocols?: string[], max_message?: integer, headers?: table<string, string>, timeout?: number}
+---@param opts? {protocols?: string[], max_message?: integer, headers?: table<string, string>, timeout?: number, tls?: moonport.ClientTls}
 ---@return moonport.Ws? ws
 ---@return string? err
 function moonport.ws.connect(url, opts) end

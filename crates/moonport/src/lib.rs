@@ -12,6 +12,9 @@
 //!   kernel for zero-copy writes) and typed decoding. Knows nothing of Lua.
 //! - [`net`]: the networking core (connections with bounded buffered reads,
 //!   the accept loop, error kinds). Knows nothing of Lua.
+//! - [`tls`]: TLS sessions and their configurations (rustls); the record
+//!   layer `net::TcpConn` runs a TLS connection's bytes through. Knows
+//!   nothing of Lua or sockets.
 //! - [`dns`]: asynchronous name resolution over the worker's own sockets
 //!   (hosts file, resolv.conf, a per-worker cache). Knows nothing of Lua.
 //! - [`room`]: pub/sub rooms shared by all workers, with bounded
@@ -38,3 +41,4 @@ mod platform;
 pub mod proto;
 pub mod room;
 pub mod sync;
+pub mod tls;

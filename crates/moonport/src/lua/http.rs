@@ -428,11 +428,15 @@ async fn request(lua: Lua, opts: Value) -> mlua::Result<MultiValue> {
         args::integer(&lua, opts.get("max_body")?, arg.key("max_body"), (0, 1 << 40), Some(DEFAULT_CLIENT_MAX_BODY))?;
     let body_bytes = body.as_ref().map(|b| b.with(<[u8]>::to_vec)).unwrap_or_default();
     let fail = |e: String| (Value::Nil, e).into_lua_multi(&lua);
-    let (host, port) = match client::host_port(&url) {
-        Ok(hp) => hp,
+    let origin = match client::origin(&url) {
+        Ok(o) => o,
         Err(e) => return fail(e.to_string()),
     };
-    let resolving = super::net::resolve(&lua, target(&host, port), None);
+    let tls = match super::tls::url_session(&lua, opts.get("tls")?, arg.key("tls"), origin.https, &origin.host)? {
+        Ok(tls) => tls,
+        Err(why) => return fail(why),
+    };
+    let resolving = super::net::resolve(&lua, target(&origin.host, origin.port), None);
     let addrs = match timeout {
         None => resolving.await,
         Some(d) => compio::time::timeout(d, resolving).await.unwrap_or_else(|_| Err("timeout".into())),
@@ -450,7 +454,7 @@ async fn request(lua: Lua, opts: Value) -> mlua::Result<MultiValue> {
         timeout,
         max_body: max_body as usize,
     };
-    match client::request(req).await {
+    match client::request(req, tls).await {
         Ok(r) => {
             let t = lua.create_table()?;
             t.set("status", r.status)?;

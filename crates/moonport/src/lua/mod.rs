@@ -17,6 +17,7 @@ mod room;
 mod socket;
 mod task;
 mod tcp;
+mod tls;
 mod udp;
 mod url;
 mod ws;

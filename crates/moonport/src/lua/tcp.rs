@@ -84,7 +84,17 @@ fn listen(lua: &Lua, (opts, handler): (Value, Value)) -> mlua::Result<MultiValue
         args::integer(lua, args::field(opts, "backlog")?, arg.key("backlog"), (1, 65535), Some(DEFAULT_BACKLOG))?;
     let ipv6_only = args::boolean(lua, args::field(opts, "ipv6_only")?, arg.key("ipv6_only"), None)?;
     let read_buffer = read_buffer_option(lua, opts, arg)?;
-    let handler = args::function(lua, handler, Arg::new("listen", 2))?;
+    let tls = match super::tls::server_option(lua, args::field(opts, "tls")?, arg.key("tls"))? {
+        None => None,
+        Some(Ok(tls)) => Some(tls),
+        Some(Err(why)) => {
+            tracing::error!("listen on {host}:{port}: tls: {why}");
+            return fail(lua, None, NetError::Tls(why), None);
+        }
+    };
+    // Shared, not cloned, by connections still in their TLS handshake: each
+    // clone of a Lua function would take a slot of the reference stack.
+    let handler = Rc::new(args::function(lua, handler, Arg::new("listen", 2))?);
 
     let ctx = worker(lua)?;
     let seq = ctx.listen_seq.get();
@@ -116,7 +126,15 @@ fn listen(lua: &Lua, (opts, handler): (Value, Value)) -> mlua::Result<MultiValue
     let hold = ctx.activity.hold();
     let lua_ = lua.clone();
     compio::runtime::spawn(async move {
-        accept.run(stop, |stream, peer| serve_conn(&lua_, &handler, TcpConn::new(stream, read_buffer), peer)).await;
+        accept
+            .run(stop, |stream, peer| {
+                let conn = TcpConn::new(stream, read_buffer);
+                match &tls {
+                    None => serve_conn(&lua_, &handler, conn, peer),
+                    Some(tls) => accept_tls(&lua_, &handler, tls, conn, peer),
+                }
+            })
+            .await;
         drop(hold);
     })
     .detach();
@@ -132,6 +150,24 @@ fn read_buffer_option(lua: &Lua, opts: Option<&Table>, arg: Arg) -> mlua::Result
     Ok(args::integer(lua, v, arg.key("read_buffer"), (512, MAX_READ_BUFFER), Some(DEFAULT_READ_BUFFER))? as usize)
 }
 
+/// Runs the TLS handshake of an accepted connection in a task of its own,
+/// then its handler. A failed handshake is logged, and the handler never runs.
+fn accept_tls(lua: &Lua, handler: &Rc<Function>, tls: &super::tls::ServerTls, conn: TcpConn, peer: SocketAddr) {
+    let session = match crate::tls::TlsSession::server(tls.config.clone()) {
+        Ok(s) => s,
+        Err(e) => return tracing::error!("connection {peer}: tls: {e}"),
+    };
+    let deadline = tls.handshake_timeout.map(|d| std::time::Instant::now() + d);
+    let (lua, handler) = (lua.clone(), handler.clone());
+    compio::runtime::spawn(async move {
+        match conn.start_tls(session, deadline).await {
+            Ok(()) => serve_conn(&lua, &handler, conn, peer),
+            Err(e) => tracing::info!("connection {peer}: tls handshake failed: {e}"),
+        }
+    })
+    .detach();
+}
+
 /// Runs the handler for one accepted connection in a new coroutine; the
 /// connection closes when the handler returns or fails.
 fn serve_conn(lua: &Lua, handler: &Function, conn: TcpConn, peer: SocketAddr) {
@@ -145,7 +181,7 @@ fn serve_conn(lua: &Lua, handler: &Function, conn: TcpConn, peer: SocketAddr) {
         if let Some(error) = error {
             tracing::error!("connection {peer}: {error}");
         }
-        closer.close();
+        closer.finish();
     });
     if let Err(e) = started {
         refused.close();
@@ -185,6 +221,17 @@ async fn connect(lua: Lua, (host, port, opts): (Value, Value, Value)) -> mlua::R
         Some(t) => t,
     };
     let read_buffer = read_buffer_option(&lua, opts.as_ref(), arg)?;
+    let tls = super::tls::client_option(&lua, args::field(opts.as_ref(), "tls")?, arg.key("tls"))?;
+    // The certificate must name what the script asked for: the host name, or the address.
+    let host = match &target {
+        super::net::Target::Name(host, _) => host.clone(),
+        super::net::Target::Addr(addr) => addr.ip().to_string(),
+        super::net::Target::Any(_) => std::net::Ipv4Addr::UNSPECIFIED.to_string(),
+    };
+    let session = match tls.map(|tls| tls.session(&host)).transpose() {
+        Ok(s) => s,
+        Err(why) => return fail(&lua, None, NetError::Tls(why), None),
+    };
     let deadline = timeout.map(|t| std::time::Instant::now() + t);
     let resolving = super::net::resolve(&lua, target, None);
     let addrs = match deadline {
@@ -195,8 +242,8 @@ async fn connect(lua: Lua, (host, port, opts): (Value, Value, Value)) -> mlua::R
         Ok(addrs) => addrs,
         Err(e) => return (Value::Nil, e).into_lua_multi(&lua),
     };
-    match net::connect(&addrs, deadline).await {
-        Ok(stream) => lua.create_userdata(TcpConn::new(stream, read_buffer))?.into_lua_multi(&lua),
+    match net::dial(&addrs, deadline, read_buffer, session).await {
+        Ok(conn) => lua.create_userdata(conn)?.into_lua_multi(&lua),
         Err(e) => fail(&lua, None, e, None),
     }
 }
@@ -406,11 +453,19 @@ impl UserData for TcpConn {
             }
         });
         m.add_async_method("pipe_to", super::relay::pipe_to);
+        m.add_async_method("starttls", |lua, this: UserDataRef<Self>, opts: Value| {
+            let this = TcpConn::clone(&this);
+            async move { starttls(&lua, &this, opts).await }
+        });
+        m.add_method("tls_info", |lua, this, ()| match this.tls_info() {
+            Some(info) => super::tls::info_table(lua, info).map(Value::Table),
+            None => Ok(Value::Nil),
+        });
         m.add_method("close", |lua, this, ()| {
             if this.is_closed() {
                 return fail(lua, None, NetError::Closed, None);
             }
-            this.close();
+            this.finish();
             true.into_lua_multi(lua)
         });
         m.add_method("set_timeouts", |lua, this, (connect, send, read): (Value, Value, Value)| {
@@ -443,6 +498,43 @@ impl UserData for TcpConn {
                 Err(_) => "conn(closed)".to_string(),
             })
         });
+    }
+}
+
+/// `conn:starttls([opts])`: a TLS handshake on a connection that has been
+/// plain so far, as the client (the `tls` option of `connect`; the name
+/// checked defaults to the peer's address) or, with `server = true`, as the
+/// server (the `tls` option of `listen`). The read timeout bounds it.
+async fn starttls(lua: &Lua, conn: &TcpConn, opts: Value) -> mlua::Result<MultiValue> {
+    let arg = Arg::new("starttls", 1);
+    let server = match &opts {
+        Value::Table(t) => args::boolean(lua, t.get("server")?, arg.key("server"), Some(false))?.unwrap_or(false),
+        _ => false,
+    };
+    let session = if server {
+        match super::tls::server_option(lua, opts, arg)? {
+            Some(Ok(tls)) => crate::tls::TlsSession::server(tls.config),
+            Some(Err(why)) => Err(why),
+            None => unreachable!("a table was given"),
+        }
+    } else {
+        let opts = if opts.is_nil() { Value::Boolean(true) } else { opts };
+        let Some(tls) = super::tls::client_option(lua, opts, arg)? else {
+            return Err(arg.error(lua, "tls options expected, got false"));
+        };
+        match conn.peer_addr() {
+            Ok(peer) => tls.session(&peer.ip().to_string()),
+            Err(e) => return fail(lua, None, e, None),
+        }
+    };
+    let session = match session {
+        Ok(s) => s,
+        Err(why) => return fail(lua, None, NetError::Tls(why), None),
+    };
+    let deadline = conn.timeouts().read.map(|d| std::time::Instant::now() + d);
+    match conn.start_tls(session, deadline).await {
+        Ok(()) => true.into_lua_multi(lua),
+        Err(e) => fail(lua, Some(conn), e, None),
     }
 }
 

@@ -207,20 +207,23 @@ async fn connect(lua: Lua, (url, opts): (Value, Value)) -> mlua::Result<MultiVal
     }
     let fail = |why: String| (Value::Nil, why).into_lua_multi(&lua);
     let url = match url::Url::parse(&url_text) {
-        Ok(u) if u.scheme() == "ws" && u.host_str().is_some() => u,
-        Ok(u) if u.scheme() == "wss" => return fail("wss is not supported yet".into()),
+        Ok(u) if matches!(u.scheme(), "ws" | "wss") && u.host_str().is_some() => u,
         _ => return fail("invalid url".into()),
     };
     let host = url.host_str().unwrap_or_default().to_string();
-    let port = url.port().unwrap_or(80);
+    let secure = url.scheme() == "wss";
+    let port = url.port().unwrap_or(if secure { 443 } else { 80 });
+    let tls = match super::tls::url_session(&lua, args::field(table.as_ref(), "tls")?, arg.key("tls"), secure, &host)? {
+        Ok(tls) => tls,
+        Err(why) => return fail(why),
+    };
     let host_header = url.port().map_or_else(|| host.clone(), |p| format!("{host}:{p}"));
     let target = url[url::Position::BeforePath..url::Position::AfterQuery].to_string();
     let key = handshake::client_key();
     let dest = super::http::target(&host, port);
     let dial = async {
         let addrs = super::net::resolve(&lua, dest, None).await?;
-        let stream = crate::net::connect(&addrs, None).await.map_err(|e| e.to_string())?;
-        let conn = TcpConn::new(stream, 16 * 1024);
+        let conn = crate::net::dial(&addrs, None, 16 * 1024, tls).await.map_err(|e| e.to_string())?;
         let request = handshake::client_request(&host_header, &target, &key, &opts.protocols, &extra);
         conn.write(request.as_bytes()).await.map_err(|e| e.to_string())?;
         let (status, head) = client::read_response_head(&conn).await.map_err(|e| e.to_string())?;

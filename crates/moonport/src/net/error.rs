@@ -26,6 +26,8 @@ pub enum NetError {
     Invalid(&'static str),
     /// A datagram was larger than the receive limit.
     Truncated,
+    /// The TLS layer failed (a bad certificate, a protocol error), as rustls says it.
+    Tls(String),
     /// Any other I/O failure, described by the OS.
     Io(io::Error),
 }
@@ -55,6 +57,7 @@ impl fmt::Display for NetError {
             NetError::Busy => "busy",
             NetError::TooLong(what) | NetError::Invalid(what) => what,
             NetError::Truncated => "truncated",
+            NetError::Tls(why) => return write!(f, "tls: {why}"),
             NetError::Io(e) => return io_message(e, f),
         })
     }

@@ -19,5 +19,5 @@ pub use listener::{AcceptLoop, resolve_listen_addr};
 pub use options::{OptKind, OptValue, SockOpt};
 pub use relay::{RelayEnd, RelayOptions, RelayOutcome, pipe, relay};
 pub use socket::{Socket, SocketKind};
-pub use tcp::{ReadGuard, TcpConn, Timeouts, connect};
+pub use tcp::{ReadGuard, TcpConn, Timeouts, connect, dial};
 pub use udp::{Datagram, MAX_DATAGRAM, UdpSock};

@@ -10,9 +10,7 @@ use std::cell::Cell;
 use std::pin::pin;
 use std::time::{Duration, Instant};
 
-use compio::BufResult;
 use compio::buf::{IntoInner, IoBuf};
-use compio::io::{AsyncWrite, AsyncWriteExt};
 use futures_util::future::{Either, select};
 
 use super::{NetError, TcpConn};
@@ -63,22 +61,20 @@ struct Progress {
 /// Pumps `src` → `dst` until end of stream (then half-closes `dst`).
 async fn pump(src: &TcpConn, dst: &TcpConn, moved: &Cell<u64>, progress: &Progress) -> Result<(), RelayEnd> {
     let mut guard = src.begin_read().map_err(RelayEnd::Error)?;
-    let mut out = dst.stream().map_err(RelayEnd::Error)?;
     let _sending = dst.lock_writer().await;
     loop {
         match guard.peek(1).await {
             Ok(_) => {}
             Err(NetError::Eof) => {
                 // End of stream: pass it on, and let the other direction finish.
-                return out.shutdown().await.map_err(|e| RelayEnd::Error(e.into()));
+                return dst.shutdown_locked().await.map_err(RelayEnd::Error);
             }
             Err(e) => return Err(RelayEnd::Error(e)),
         }
         let (vec, start) = guard.take_vec();
         let n = (vec.len() - start) as u64;
-        let BufResult(res, slice) = out.write_all(vec.slice(start..)).await;
+        let slice = dst.send_all(vec.slice(start..)).await.map_err(RelayEnd::Error)?;
         guard.restore_vec(slice.into_inner());
-        res.map_err(|e| RelayEnd::Error(e.into()))?;
         moved.set(moved.get() + n);
         progress.last_activity.set(Instant::now());
         if progress.max_bytes.is_some_and(|max| moved.get() >= max) {

@@ -6,6 +6,12 @@
 //! stops waiting (a timeout, `moonport.timeout`, `select`) is not cancelled: it
 //! stays parked in the connection and the next read picks up its result, so
 //! giving up on a read never loses bytes that were already received.
+//!
+//! A connection may carry TLS (`start_tls`, at accept or connect time or
+//! later for STARTTLS protocols): then reads receive ciphertext into a
+//! buffer of their own and the session decrypts it into the read buffer, and
+//! every write is sealed on its way out, so everything above (line reads,
+//! relays, zero-copy buffers, timeouts) works the same on both.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -24,6 +30,7 @@ use futures_util::lock::Mutex;
 
 use super::NetError;
 use crate::buf::Chunk;
+use crate::tls::{TlsInfo, TlsSession};
 
 /// Deadlines for the operations of one connection; `None` waits forever.
 #[derive(Debug, Clone, Copy, Default)]
@@ -54,19 +61,38 @@ struct Reader {
     chunk: usize,
     /// Spare capacity the read in flight was given.
     asked: usize,
+    /// On a TLS connection, what reads receive before it is decrypted into `buf`.
+    cipher: Vec<u8>,
 }
 
 impl Reader {
     fn new() -> Self {
-        Self { buf: Vec::new(), pos: 0, pending: None, eof: false, chunk: MIN_READ, asked: 0 }
+        Self { buf: Vec::new(), pos: 0, pending: None, eof: false, chunk: MIN_READ, asked: 0, cipher: Vec::new() }
     }
 
-    /// Hands the buffer to a read operation: unconsumed bytes move to the
-    /// front and at least half a chunk of spare capacity follows them.
-    fn take_for_read(&mut self) -> Result<Vec<u8>, NetError> {
+    /// Hands a buffer to a read operation: the read buffer, with unconsumed
+    /// bytes moved to the front and at least half a chunk of spare capacity
+    /// after them; or on a TLS connection the ciphertext buffer, emptied.
+    fn take_for_read(&mut self, tls: bool) -> Result<Vec<u8>, NetError> {
         if self.eof {
             return Err(NetError::Eof);
         }
+        let buf = if tls {
+            self.cipher.clear();
+            &mut self.cipher
+        } else {
+            self.compact();
+            &mut self.buf
+        };
+        if buf.capacity() - buf.len() < self.chunk / 2 {
+            buf.reserve(self.chunk);
+        }
+        self.asked = buf.capacity() - buf.len();
+        Ok(mem::take(buf))
+    }
+
+    /// Moves unconsumed bytes to the front of the read buffer.
+    fn compact(&mut self) {
         if self.pos == self.buf.len() {
             self.buf.clear();
             // A burst or a big read_exact may have grown the buffer: give the memory back.
@@ -77,11 +103,6 @@ impl Reader {
             self.buf.drain(..self.pos);
         }
         self.pos = 0;
-        if self.buf.capacity() - self.buf.len() < self.chunk / 2 {
-            self.buf.reserve(self.chunk);
-        }
-        self.asked = self.buf.capacity() - self.buf.len();
-        Ok(mem::take(&mut self.buf))
     }
 
     /// Adapts the next read's size to how much this one brought.
@@ -130,7 +151,19 @@ pub struct Conn {
     timeouts: Cell<Timeouts>,
     /// The most one read asks the kernel for: the per-connection buffer size.
     read_chunk: usize,
+    /// The TLS session once `start_tls` began; borrowed only between awaits.
+    tls: RefCell<Option<Tls>>,
 }
+
+/// A connection's TLS state.
+struct Tls {
+    session: TlsSession,
+    /// Sealed records on their way out, kept between writes like `spare`.
+    out: Vec<u8>,
+}
+
+/// How long a closing TLS connection waits to send its `close_notify`.
+const CLOSE_NOTIFY_WAIT: Duration = Duration::from_secs(1);
 
 /// Staging buffers above this size are released after a write, so one large
 /// write does not pin memory for the connection's lifetime.
@@ -148,7 +181,28 @@ impl TcpConn {
             spare: RefCell::new(Vec::new()),
             timeouts: Cell::new(Timeouts::default()),
             read_chunk: read_chunk.max(512),
+            tls: RefCell::new(None),
         }))
+    }
+
+    /// Closes the connection, first telling a TLS peer that this is the end
+    /// of the stream (`close_notify`) if that can be sent within a second,
+    /// so it can tell a finished stream from a cut one. A plain connection
+    /// closes at once.
+    pub fn finish(&self) {
+        if self.tls.borrow().is_none() || self.is_closed() {
+            return self.close();
+        }
+        let conn = self.clone();
+        compio::runtime::spawn(async move {
+            let notify = async {
+                let _queue = conn.writer.lock().await;
+                conn.send_close_notify().await
+            };
+            let _ = compio::time::timeout(CLOSE_NOTIFY_WAIT, notify).await;
+            conn.close();
+        })
+        .detach();
     }
 }
 
@@ -175,6 +229,97 @@ impl Conn {
         let reader = self.reader.borrow_mut().take().ok_or(NetError::Busy)?;
         let deadline = self.timeouts.get().read.map(|d| Instant::now() + d);
         Ok(ReadGuard { conn: self, stream, reader: Some(reader), deadline })
+    }
+
+    /// Runs a TLS handshake over the connection and makes it a TLS one: from
+    /// then on reads give decrypted bytes and writes are sealed. Bytes already
+    /// received and not yet read count as the start of the handshake (a
+    /// STARTTLS peer may send its hello right after the command's answer).
+    /// A failed or timed-out handshake closes the connection.
+    pub async fn start_tls(&self, session: TlsSession, deadline: Option<Instant>) -> Result<(), NetError> {
+        if self.tls.borrow().is_some() {
+            return Err(NetError::Invalid("already tls"));
+        }
+        let result = {
+            let handshake = self.handshake(session);
+            match deadline {
+                None => handshake.await,
+                Some(at) => compio::time::timeout_at(at, handshake).await.unwrap_or(Err(NetError::Timeout)),
+            }
+        };
+        if result.is_err() {
+            self.close();
+        }
+        result
+    }
+
+    async fn handshake(&self, session: TlsSession) -> Result<(), NetError> {
+        let _queue = self.writer.lock().await;
+        let mut guard = self.begin_read()?;
+        guard.deadline = None;
+        *self.tls.borrow_mut() = Some(Tls { session, out: Vec::new() });
+        let raw = guard.take_buffered().to_vec();
+        let mut result = guard.decrypt(&raw).map(drop);
+        while result.is_ok() {
+            // Alerts are sent too: the peer learns why the handshake failed.
+            self.flush_tls().await?;
+            if !self.tls.borrow().as_ref().is_some_and(|t| t.session.is_handshaking()) {
+                return Ok(());
+            }
+            result = match guard.fill_once().await {
+                Ok(_) => Ok(()),
+                Err(NetError::Eof) => Err(NetError::Tls("handshake: connection closed by peer".into())),
+                Err(e) => Err(e),
+            };
+        }
+        let _ = self.flush_tls().await;
+        result
+    }
+
+    /// What the TLS handshake agreed on; `None` on a plain connection.
+    pub fn tls_info(&self) -> Option<TlsInfo> {
+        self.tls.borrow().as_ref().map(|t| t.session.info())
+    }
+
+    /// Sends what the TLS session has queued by itself (handshake messages,
+    /// alerts); the caller holds the write queue.
+    async fn flush_tls(&self) -> Result<(), NetError> {
+        let out = {
+            let mut tls = self.tls.borrow_mut();
+            let Some(t) = tls.as_mut() else { return Ok(()) };
+            let mut out = mem::take(&mut t.out);
+            out.clear();
+            t.session.take_output(&mut out);
+            out
+        };
+        self.send_sealed(out).await
+    }
+
+    /// Sends records from the TLS session and keeps their buffer for the next ones.
+    async fn send_sealed(&self, out: Vec<u8>) -> Result<(), NetError> {
+        if out.is_empty() {
+            return Ok(());
+        }
+        let out = self.send_raw(out).await?;
+        if out.capacity() <= KEEP_WRITE_BUF
+            && let Some(t) = self.tls.borrow_mut().as_mut()
+        {
+            t.out = out;
+        }
+        Ok(())
+    }
+
+    /// Queues and sends `close_notify`; the caller holds the write queue.
+    async fn send_close_notify(&self) -> Result<(), NetError> {
+        let out = {
+            let mut tls = self.tls.borrow_mut();
+            let Some(t) = tls.as_mut() else { return Ok(()) };
+            let mut out = mem::take(&mut t.out);
+            out.clear();
+            t.session.close(&mut out);
+            out
+        };
+        self.send_sealed(out).await
     }
 
     /// Writes all of `data`, waiting behind earlier writers. Returns `data.len()`.
@@ -236,9 +381,31 @@ impl Conn {
         Ok(len)
     }
 
-    /// Sends all of `buf` within the send timeout. A timeout leaves the stream
-    /// in an unknown state (part may have gone), so it closes the connection.
-    async fn send_all<B: IoBuf>(&self, buf: B) -> Result<B, NetError> {
+    /// Sends all of `buf` (sealed first on a TLS connection) within the send
+    /// timeout; the caller holds the write queue. Returns the buffer.
+    pub(super) async fn send_all<B: IoBuf>(&self, buf: B) -> Result<B, NetError> {
+        let sealed = {
+            let mut tls = self.tls.borrow_mut();
+            match tls.as_mut() {
+                None => None,
+                Some(t) => {
+                    let mut out = mem::take(&mut t.out);
+                    out.clear();
+                    t.session.send(buf.as_slice(), &mut out).map_err(NetError::Tls)?;
+                    Some(out)
+                }
+            }
+        };
+        match sealed {
+            None => self.send_raw(buf).await,
+            Some(out) => self.send_sealed(out).await.map(|()| buf),
+        }
+    }
+
+    /// Sends all of `buf` as it is within the send timeout. A timeout leaves
+    /// the stream in an unknown state (part may have gone), so it closes the
+    /// connection.
+    async fn send_raw<B: IoBuf>(&self, buf: B) -> Result<B, NetError> {
         let mut stream = self.stream()?;
         let BufResult(res, buf) = match self.timeouts.get().send {
             None => stream.write_all(buf).await,
@@ -261,8 +428,15 @@ impl Conn {
 
     /// Half-closes the sending side once queued writes are done; reads go on.
     pub async fn shutdown_write(&self) -> Result<(), NetError> {
-        let mut stream = self.stream()?;
         let _queue = self.writer.lock().await;
+        self.shutdown_locked().await
+    }
+
+    /// `shutdown_write` for a caller holding the write queue: a TLS
+    /// connection sends `close_notify` first.
+    pub(super) async fn shutdown_locked(&self) -> Result<(), NetError> {
+        let mut stream = self.stream()?;
+        self.send_close_notify().await?;
         stream.shutdown().await.map_err(NetError::from)
     }
 
@@ -330,12 +504,20 @@ impl ReadGuard<'_> {
     /// cancelled coroutine), the operation stays parked and the next read
     /// collects its bytes, so giving up on a read never loses data.
     async fn fill(&mut self) -> Result<(), NetError> {
+        while self.fill_once().await? == 0 {}
+        Ok(())
+    }
+
+    /// One read from the socket; returns how many bytes it added to the
+    /// buffer, which on a TLS connection may be none (a partial record).
+    async fn fill_once(&mut self) -> Result<usize, NetError> {
         let chunk = self.conn.read_chunk;
         let deadline = self.deadline;
+        let tls = self.conn.tls.borrow().is_some();
         let mut stream = self.stream.clone();
         let r = self.reader();
         if r.pending.is_none() {
-            let buf = r.take_for_read()?;
+            let buf = r.take_for_read(tls)?;
             r.pending = Some(Box::pin(async move { stream.append(buf).await }));
         }
         let Some(pending) = r.pending.as_mut() else { unreachable!("a read was just parked") };
@@ -344,18 +526,45 @@ impl ReadGuard<'_> {
             Some(at) => compio::time::timeout_at(at, pending).await.map_err(|_| NetError::Timeout)?,
         };
         r.pending = None;
-        r.buf = buf;
-        match res {
+        // Checked again: a read parked before `start_tls` brings ciphertext too.
+        let tls = self.conn.tls.borrow().is_some();
+        let r = self.reader();
+        if tls {
+            r.cipher = buf;
+        } else {
+            r.buf = buf;
+        }
+        let n = match res {
             Ok(0) => {
                 r.eof = true;
-                Err(NetError::Eof)
+                return Err(NetError::Eof);
             }
-            Ok(n) => {
-                r.adapt(n, chunk);
-                Ok(())
-            }
-            Err(e) => Err(NetError::from(e)),
+            Ok(n) => n,
+            Err(e) => return Err(NetError::from(e)),
+        };
+        r.adapt(n, chunk);
+        if !tls {
+            return Ok(n);
         }
+        let cipher = mem::take(&mut r.cipher);
+        let got = self.decrypt(&cipher);
+        self.reader().cipher = cipher;
+        got
+    }
+
+    /// Decrypts received ciphertext onto the end of the read buffer; returns
+    /// the plaintext byte count. The peer's `close_notify` is end of stream.
+    fn decrypt(&mut self, cipher: &[u8]) -> Result<usize, NetError> {
+        let conn = self.conn;
+        let r = self.reader.as_mut().expect("reader present until drop");
+        r.compact();
+        let before = r.buf.len();
+        let mut tls = conn.tls.borrow_mut();
+        let Some(t) = tls.as_mut() else { return Ok(0) };
+        if t.session.receive(cipher, &mut r.buf).map_err(NetError::Tls)? {
+            r.eof = true;
+        }
+        Ok(r.buf.len() - before)
     }
 
     /// Waits until at least `min` bytes are buffered and returns all of them,
@@ -467,4 +676,19 @@ pub async fn connect(addrs: &[SocketAddr], deadline: Option<Instant>) -> Result<
         }
     }
     Err(last)
+}
+
+/// Connects (see `connect`) and, given a TLS session, runs its handshake,
+/// all before `deadline`.
+pub async fn dial(
+    addrs: &[SocketAddr],
+    deadline: Option<Instant>,
+    read_chunk: usize,
+    tls: Option<TlsSession>,
+) -> Result<TcpConn, NetError> {
+    let conn = TcpConn::new(connect(addrs, deadline).await?, read_chunk);
+    if let Some(session) = tls {
+        conn.start_tls(session, deadline).await?;
+    }
+    Ok(conn)
 }

@@ -54,7 +54,7 @@ end)
 
 T.test("connect failures are nil, err", function()
   T.eq(select(2, moonport.ws.connect("ws://127.0.0.1:1/")), "refused")
-  T.eq(select(2, moonport.ws.connect("wss://127.0.0.1:1/")), "wss is not supported yet")
+  T.eq(select(2, moonport.ws.connect("wss://127.0.0.1:1/")), "refused")
   T.eq(select(2, moonport.ws.connect("nope")), "invalid url")
   T.eq(select(2, moonport.ws.connect("ws://127.0.0.1:" .. httpl:port() .. "/")), "websocket upgrade refused")
 end)

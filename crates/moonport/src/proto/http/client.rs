@@ -1,6 +1,7 @@
 //! A small HTTP/1.1 client for scripts: one request per connection
 //! (`Connection: close`), the whole response read into memory within a
-//! size limit and a deadline. `http://` only until TLS is built in.
+//! size limit and a deadline, over `http://` or `https://` (the caller
+//! brings the TLS session, configured as the script asked).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -8,11 +9,12 @@ use std::time::Duration;
 use super::body::{self, BodyError, Chunked, Framing};
 use super::{Head, Limits};
 use crate::net::{self, NetError, TcpConn};
+use crate::tls::TlsSession;
 
 pub struct Request<'a> {
     pub method: &'a str,
     pub url: &'a str,
-    /// Where the URL's host resolved to (see `host_port`), tried in order.
+    /// Where the URL's host resolved to (see `origin`), tried in order.
     pub addrs: &'a [SocketAddr],
     pub headers: &'a [(String, String)],
     pub body: &'a [u8],
@@ -59,34 +61,45 @@ impl std::fmt::Display for ClientError {
 
 const RESPONSE_LIMITS: Limits = Limits { max_head: 64 * 1024, max_headers: 128 };
 
-pub async fn request(req: Request<'_>) -> Result<Response, ClientError> {
+/// Sends `req` and reads the response; `tls` (for `https://`) is the
+/// session the connection's handshake runs.
+pub async fn request(req: Request<'_>, tls: Option<TlsSession>) -> Result<Response, ClientError> {
     match req.timeout {
-        None => exchange(&req).await,
-        Some(d) => compio::time::timeout(d, exchange(&req)).await.unwrap_or(Err(NetError::Timeout.into())),
+        None => exchange(&req, tls).await,
+        Some(d) => compio::time::timeout(d, exchange(&req, tls)).await.unwrap_or(Err(NetError::Timeout.into())),
     }
 }
 
-/// The host (without IPv6 brackets) and port to connect to for `url`.
-pub fn host_port(url: &str) -> Result<(String, u16), ClientError> {
+/// Where a URL points: what to resolve and connect to, and whether over TLS.
+pub struct Origin {
+    /// Without IPv6 brackets.
+    pub host: String,
+    pub port: u16,
+    pub https: bool,
+}
+
+pub fn origin(url: &str) -> Result<Origin, ClientError> {
     let url = parse(url)?;
     let host = url.host_str().ok_or(ClientError::Url("url has no host"))?;
-    Ok((host.trim_start_matches('[').trim_end_matches(']').to_string(), url.port_or_known_default().unwrap_or(80)))
+    Ok(Origin {
+        host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
+        port: url.port_or_known_default().unwrap_or(80),
+        https: url.scheme() == "https",
+    })
 }
 
 fn parse(url: &str) -> Result<url::Url, ClientError> {
     let url = url::Url::parse(url).map_err(|_| ClientError::Url("invalid url"))?;
     match url.scheme() {
-        "http" if url.host_str().is_some() => Ok(url),
-        "https" => Err(ClientError::Url("https is not supported yet")),
+        "http" | "https" if url.host_str().is_some() => Ok(url),
         _ => Err(ClientError::Url("invalid url")),
     }
 }
 
-async fn exchange(req: &Request<'_>) -> Result<Response, ClientError> {
+async fn exchange(req: &Request<'_>, tls: Option<TlsSession>) -> Result<Response, ClientError> {
     let url = parse(req.url)?;
     let host = url.host_str().ok_or(ClientError::Url("url has no host"))?;
-    let stream = net::connect(req.addrs, None).await?;
-    let conn = TcpConn::new(stream, 16 * 1024);
+    let conn = net::dial(req.addrs, None, 16 * 1024, tls).await?;
 
     let mut head = format!("{} {}", req.method, &url[url::Position::BeforePath..url::Position::AfterQuery]);
     head.push_str(" HTTP/1.1\r\n");
