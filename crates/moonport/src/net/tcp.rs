@@ -284,12 +284,26 @@ impl Conn {
     /// Sends what the TLS session has queued by itself (handshake messages,
     /// alerts); the caller holds the write queue.
     async fn flush_tls(&self) -> Result<(), NetError> {
+        self.send_from_session(|session, out| {
+            session.take_output(out);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Lets `produce` write records with the TLS session into the spare
+    /// records buffer, then sends them; the caller holds the write queue.
+    /// Does nothing on a plain connection.
+    async fn send_from_session(
+        &self,
+        produce: impl FnOnce(&mut TlsSession, &mut Vec<u8>) -> Result<(), NetError>,
+    ) -> Result<(), NetError> {
         let out = {
             let mut tls = self.tls.borrow_mut();
             let Some(t) = tls.as_mut() else { return Ok(()) };
             let mut out = mem::take(&mut t.out);
             out.clear();
-            t.session.take_output(&mut out);
+            produce(&mut t.session, &mut out)?;
             out
         };
         self.send_sealed(out).await
@@ -311,15 +325,11 @@ impl Conn {
 
     /// Queues and sends `close_notify`; the caller holds the write queue.
     async fn send_close_notify(&self) -> Result<(), NetError> {
-        let out = {
-            let mut tls = self.tls.borrow_mut();
-            let Some(t) = tls.as_mut() else { return Ok(()) };
-            let mut out = mem::take(&mut t.out);
-            out.clear();
-            t.session.close(&mut out);
-            out
-        };
-        self.send_sealed(out).await
+        self.send_from_session(|session, out| {
+            session.close(out);
+            Ok(())
+        })
+        .await
     }
 
     /// Writes all of `data`, waiting behind earlier writers. Returns `data.len()`.
@@ -384,22 +394,11 @@ impl Conn {
     /// Sends all of `buf` (sealed first on a TLS connection) within the send
     /// timeout; the caller holds the write queue. Returns the buffer.
     pub(super) async fn send_all<B: IoBuf>(&self, buf: B) -> Result<B, NetError> {
-        let sealed = {
-            let mut tls = self.tls.borrow_mut();
-            match tls.as_mut() {
-                None => None,
-                Some(t) => {
-                    let mut out = mem::take(&mut t.out);
-                    out.clear();
-                    t.session.send(buf.as_slice(), &mut out).map_err(NetError::Tls)?;
-                    Some(out)
-                }
-            }
-        };
-        match sealed {
-            None => self.send_raw(buf).await,
-            Some(out) => self.send_sealed(out).await.map(|()| buf),
+        if self.tls.borrow().is_none() {
+            return self.send_raw(buf).await;
         }
+        self.send_from_session(|session, out| session.send(buf.as_slice(), out).map_err(NetError::Tls)).await?;
+        Ok(buf)
     }
 
     /// Sends all of `buf` as it is within the send timeout. A timeout leaves
