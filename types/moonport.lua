@@ -1036,6 +1036,31 @@ function moonport.workers() end
 ---@return boolean
 function moonport.exiting() end
 
+moonport.json = {}
+
+---The JSON null sentinel: decode gives it for null; encode writes null for it.
+---@type lightuserdata
+moonport.json.null = nil
+
+---Encodes a value as JSON text (sorted object keys; buffers as strings).
+---@param value any
+---@param opts? {pretty?: boolean}
+---@return string? text
+---@return string? err e.g. "cannot encode a function"
+function moonport.json.encode(value, opts) end
+
+---Decodes JSON text: null as moonport.json.null, arrays marked as arrays.
+---@param text string
+---@param opts? {big_integers?: "number"|"string"}
+---@return any value
+---@return string? err "invalid JSON: ... at line L column C"
+function moonport.json.decode(text, opts) end
+
+---Marks t (or a new table) as a JSON array, so it encodes as [] even when empty.
+---@param t? table
+---@return table
+function moonport.json.array(t) end
+
 moonport.log = {}
 
 ---@param ... any

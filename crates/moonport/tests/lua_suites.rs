@@ -58,3 +58,8 @@ fn socket_module() {
 fn ws_and_http_modules() {
     run_suite("ws_test.lua");
 }
+
+#[test]
+fn json_module() {
+    run_suite("json_test.lua");
+}

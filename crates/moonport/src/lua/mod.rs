@@ -10,6 +10,7 @@ mod buffer;
 mod channel;
 mod dns;
 mod http;
+mod json;
 mod log;
 mod net;
 mod relay;
@@ -90,6 +91,7 @@ fn install(lua: &Lua, ctx: &WorkerCtx) -> mlua::Result<()> {
     moonport.set("net", net::module(lua)?)?;
     moonport.set("udp", udp::module(lua)?)?;
     moonport.set("dns", dns::module(lua)?)?;
+    moonport.set("json", json::module(lua)?)?;
     socket::install(lua, &moonport)?;
     task::install(lua, &moonport)?;
     relay::install(lua, &moonport)?;
