@@ -45,6 +45,11 @@ enum Command {
         /// tasks); past it new connections are closed. LuaJIT's default is 6000.
         #[arg(long, default_value_t = moonport::engine::DEFAULT_MAX_COROUTINES)]
         max_coroutines: usize,
+        /// Where `require` also looks for Lua modules, before LUA_PATH and the
+        /// defaults: directories (DIR/?.lua and DIR/?/init.lua) or `?` templates,
+        /// separated by `;`. May be given more than once.
+        #[arg(long, value_name = "PATHS")]
+        lua_path: Vec<String>,
         /// error, warn, info, debug or trace; RUST_LOG, when set, takes precedence.
         #[arg(long, default_value = "info")]
         log_level: String,
@@ -52,7 +57,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let Command::Run { script, args, workers, grace, sharding, max_coroutines, log_level } = Cli::parse().command;
+    let Command::Run { script, args, workers, grace, sharding, max_coroutines, lua_path, log_level } =
+        Cli::parse().command;
     let filter = std::env::var("RUST_LOG")
         .ok()
         .and_then(|spec| EnvFilter::try_new(spec).ok())
@@ -85,5 +91,6 @@ fn main() -> ExitCode {
         grace: Duration::from_secs_f64(grace),
         sharding,
         max_coroutines: max_coroutines.max(1),
+        lua_path: lua_path.iter().flat_map(|p| p.split(';')).filter(|p| !p.is_empty()).map(str::to_string).collect(),
     })
 }

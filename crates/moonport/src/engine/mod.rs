@@ -39,6 +39,9 @@ pub struct Config {
     /// Most coroutines (connection handlers and tasks) alive at once on one
     /// worker; past it new connections are closed and `spawn` fails.
     pub max_coroutines: usize,
+    /// `--lua-path` entries: directories or `?` templates, searched by
+    /// `require` after the script's directory.
+    pub lua_path: Vec<String>,
 }
 
 /// The default `max_coroutines`. Each live coroutine holds one slot of mlua's

@@ -106,12 +106,18 @@ fn install(lua: &Lua, ctx: &WorkerCtx) -> mlua::Result<()> {
     let loaded: Table = package.get("loaded")?;
     loaded.set("moonport", &moonport)?;
 
-    // `require` finds modules next to the script first.
+    // `require` looks next to the script, then in --lua-path, then in
+    // LUA_PATH (which the Lua library itself read) and the defaults.
     let config = &ctx.engine.config;
     let dir = config.script.parent().map(|d| d.display().to_string()).unwrap_or_default();
     let dir = if dir.is_empty() { ".".to_string() } else { dir };
+    let mut search = vec![format!("{dir}/?.lua;{dir}/?/init.lua")];
+    for entry in &config.lua_path {
+        search.push(if entry.contains('?') { entry.clone() } else { format!("{entry}/?.lua;{entry}/?/init.lua") });
+    }
     let path: String = package.get("path")?;
-    package.set("path", format!("{dir}/?.lua;{dir}/?/init.lua;{path}"))?;
+    search.push(path);
+    package.set("path", search.join(";"))?;
 
     // `arg` as the standalone interpreter sets it: arg[0] is the script.
     let arg = lua.create_table()?;

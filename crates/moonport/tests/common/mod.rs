@@ -93,13 +93,14 @@ pub struct Moonport {
     options: Vec<String>,
     args: Vec<String>,
     nofile: Option<u64>,
+    env: Vec<(String, String)>,
 }
 
 impl Moonport {
     /// `script` is a file name in `tests/lua/`. The child runs in that
     /// directory and gets the bare file name, so messages read `name.lua:LINE`.
     pub fn new(script: &str) -> Self {
-        Self { script: script.to_string(), options: Vec::new(), args: Vec::new(), nofile: None }
+        Self { script: script.to_string(), options: Vec::new(), args: Vec::new(), nofile: None, env: Vec::new() }
     }
 
     /// `--workers N` (placed before the script).
@@ -116,6 +117,12 @@ impl Moonport {
 
     pub fn option(mut self, opt: &str) -> Self {
         self.options.push(opt.to_string());
+        self
+    }
+
+    /// An environment variable for the child.
+    pub fn env(mut self, key: &str, value: impl ToString) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
         self
     }
 
@@ -142,6 +149,7 @@ impl Moonport {
         cmd.args(&self.args);
         // --log-level decides; a RUST_LOG from the environment would override it.
         cmd.env_remove("RUST_LOG");
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         platform::prepare_child(&mut cmd, self.nofile);
         cmd
