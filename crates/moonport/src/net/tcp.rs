@@ -152,7 +152,8 @@ pub struct Conn {
     /// The most one read asks the kernel for: the per-connection buffer size.
     read_chunk: usize,
     /// The TLS session once `start_tls` began; borrowed only between awaits.
-    tls: RefCell<Option<Tls>>,
+    /// Boxed: a session is over a kilobyte, which plain connections need not carry.
+    tls: RefCell<Option<Box<Tls>>>,
 }
 
 /// A connection's TLS state.
@@ -257,7 +258,7 @@ impl Conn {
         let _queue = self.writer.lock().await;
         let mut guard = self.begin_read()?;
         guard.deadline = None;
-        *self.tls.borrow_mut() = Some(Tls { session, out: Vec::new() });
+        *self.tls.borrow_mut() = Some(Box::new(Tls { session, out: Vec::new() }));
         let raw = guard.take_buffered().to_vec();
         let mut result = guard.decrypt(&raw).map(drop);
         while result.is_ok() {
