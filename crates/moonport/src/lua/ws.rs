@@ -20,6 +20,7 @@ use super::http::{self, HttpOptions, Res};
 use crate::net::{TcpConn, Timeouts};
 use crate::proto::http::response::{Data, State};
 use crate::proto::http::{client, server};
+use crate::proto::ws::bridge::{BridgeEnd, BridgeOptions};
 use crate::proto::ws::session::Payload;
 use crate::proto::ws::{Kind, Received, Role, Session, WsError, code, handshake};
 use crate::room::Subscription;
@@ -34,6 +35,7 @@ pub fn install(lua: &Lua, moonport: &Table) -> mlua::Result<()> {
     ws.set("listen", lua.create_function(listen)?)?;
     ws.set("upgrade", lua.create_async_function(upgrade)?)?;
     ws.set("connect", lua.create_async_function(connect)?)?;
+    ws.set("bridge", lua.create_async_function(bridge)?)?;
     moonport.set("ws", ws)
 }
 
@@ -394,4 +396,37 @@ impl UserData for Ws {
             })
         });
     }
+}
+
+/// `moonport.ws.bridge(ws, conn [, opts])`: the WebSocket and the TCP
+/// connection pumped into each other natively until one side ends; returns
+/// `ws_to_tcp, tcp_to_ws, reason [, code]`.
+async fn bridge(lua: Lua, (ws, conn, opts): (Value, Value, Value)) -> mlua::Result<MultiValue> {
+    let ws = match ws {
+        Value::UserData(ud) if ud.is::<Ws>() => ud,
+        other => return Err(Arg::new("bridge", 1).error(&lua, format!("ws expected, got {}", other.type_name()))),
+    };
+    let tcp = super::relay::conn_arg(&lua, conn, Arg::new("bridge", 2))?;
+    let arg = Arg::new("bridge", 3);
+    let idle_timeout = {
+        let opts = args::opt_table(&lua, opts, arg)?;
+        args::timeout(&lua, args::field(opts.as_ref(), "idle_timeout")?, arg.key("idle_timeout"))?.flatten()
+    };
+    let engine = super::worker(&lua)?.engine.clone();
+    // The session lives in the ws object, so its reference is held for the
+    // bridge's life: one Lua value, as for a `recv` in progress (within
+    // SESSION_UNITS). The connections are plain Rust clones.
+    let this: UserDataRef<Ws> = ws.borrow()?;
+    let ws_conn = TcpConn::clone(&*this.conn.borrow::<TcpConn>()?);
+    drop(ws);
+    if ws_conn.same(&tcp) {
+        return Err(Arg::new("bridge", 2).error(&lua, "a connection cannot be bridged to itself"));
+    }
+    let options = BridgeOptions { idle_timeout };
+    let out = crate::proto::ws::bridge::bridge(&this.session, &ws_conn, &tcp, options, engine.shutdown.wait()).await;
+    let code = match out.end {
+        BridgeEnd::Close(code) => Some(code),
+        _ => None,
+    };
+    (out.to_tcp, out.to_ws, out.end.to_string(), code).into_lua_multi(&lua)
 }

@@ -18,6 +18,7 @@ pub use handoff::HandOff;
 pub use listener::{AcceptLoop, resolve_listen_addr};
 pub use options::{OptKind, OptValue, SockOpt};
 pub use relay::{RelayEnd, RelayOptions, RelayOutcome, pipe, relay};
+pub(crate) use relay::idle_watch;
 pub use socket::{Socket, SocketKind};
 pub use tcp::{ReadGuard, TcpConn, Timeouts, connect};
 pub use udp::{Datagram, MAX_DATAGRAM, UdpSock};
