@@ -79,8 +79,7 @@ impl Drop for Proc {
 /// Fails with the names of what is missing and how to get it.
 fn require_tools() {
     let on_path = |tool: &str| {
-        std::env::var_os("PATH")
-            .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
+        std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
     };
     let mut missing: Vec<String> = ["Xvfb", "x11vnc", "xsetroot", "xterm", "chromium", "chromedriver", "python3"]
         .into_iter()

@@ -5,7 +5,8 @@
 //! copy), and `close` runs the close handshake. Failures are `nil, err`; a
 //! peer breaking the protocol gets its close code and the error names the
 //! rule (`"unmasked frame"`, `"invalid utf-8"`, `"message too big"`).
-//! `connect` opens a client session with the same object.
+//! `connect` opens a client session with the same object, and `bridge` pumps
+//! a session to and from a TCP connection natively (websockify's job).
 
 use std::pin::pin;
 

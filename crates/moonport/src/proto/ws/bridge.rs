@@ -81,7 +81,10 @@ pub async fn bridge(
     // The first to finish decides; the others are dropped before the closing
     // starts, so the close handshake can read from the WebSocket again.
     let end = first(
-        first(upstream(session, ws, tcp, &to_tcp, &last_activity), downstream(session, ws, tcp, &to_ws, &last_activity, &sending)),
+        first(
+            upstream(session, ws, tcp, &to_tcp, &last_activity),
+            downstream(session, ws, tcp, &to_ws, &last_activity, &sending),
+        ),
         first(
             async {
                 idle_watch(opts.idle_timeout, &last_activity).await;
