@@ -75,19 +75,22 @@ pub async fn bridge(
     opts: BridgeOptions,
     stop: impl Future<Output = ()>,
 ) -> BridgeOutcome {
-    let (to_tcp, to_ws) = (Cell::new(0), Cell::new(0));
-    let last_activity = Cell::new(Instant::now());
-    let sending = Cell::new(false);
+    let pump = Pump {
+        session,
+        ws,
+        tcp,
+        to_tcp: Cell::new(0),
+        to_ws: Cell::new(0),
+        last_activity: Cell::new(Instant::now()),
+        sending: Cell::new(false),
+    };
     // The first to finish decides; the others are dropped before the closing
     // starts, so the close handshake can read from the WebSocket again.
     let end = first(
-        first(
-            upstream(session, ws, tcp, &to_tcp, &last_activity),
-            downstream(session, ws, tcp, &to_ws, &last_activity, &sending),
-        ),
+        first(pump.upstream(), pump.downstream()),
         first(
             async {
-                idle_watch(opts.idle_timeout, &last_activity).await;
+                idle_watch(opts.idle_timeout, &pump.last_activity).await;
                 BridgeEnd::Idle
             },
             async {
@@ -99,7 +102,7 @@ pub async fn bridge(
     .await;
     let farewell = match &end {
         // A frame cut off midway: a close frame after it would be garbage.
-        _ if sending.get() => None,
+        _ if pump.sending.get() => None,
         BridgeEnd::Eof => Some((code::NORMAL, "upstream closed")),
         BridgeEnd::Idle => Some((code::NORMAL, "idle")),
         BridgeEnd::Stopped => Some((code::GOING_AWAY, "server shutting down")),
@@ -113,7 +116,7 @@ pub async fn bridge(
         let _ = session.close(ws, Some(code), reason.as_bytes()).await;
     }
     ws.close();
-    BridgeOutcome { to_tcp: to_tcp.get(), to_ws: to_ws.get(), end }
+    BridgeOutcome { to_tcp: pump.to_tcp.get(), to_ws: pump.to_ws.get(), end }
 }
 
 /// Whichever of `a` and `b` completes first.
@@ -121,62 +124,66 @@ async fn first<T>(a: impl Future<Output = T>, b: impl Future<Output = T>) -> T {
     select(pin!(a), pin!(b)).await.factor_first().0
 }
 
-/// WebSocket → TCP: each data message's payload, as is.
-async fn upstream(
-    session: &Session,
-    ws: &TcpConn,
-    tcp: &TcpConn,
-    moved: &Cell<u64>,
-    last_activity: &Cell<Instant>,
-) -> BridgeEnd {
-    loop {
-        match session.recv(ws).await {
-            // Text is passed on too (its UTF-8 bytes): websockify's clients
-            // send binary, but a text-speaking client loses nothing.
-            Ok(Received::Message(_, data)) => {
-                let n = data.len() as u64;
-                // The message's own buffer goes to the kernel: no copy.
-                if let Err(e) = tcp.write_staged(data).await {
-                    return BridgeEnd::Tcp(e);
-                }
-                moved.set(moved.get() + n);
-                last_activity.set(Instant::now());
-            }
-            Ok(Received::Close(reason)) => return BridgeEnd::Close(reason.map_or(1005, |(c, _)| c)),
-            Err(e) => return BridgeEnd::Ws(e),
-        }
-    }
+/// What the two directions of one bridge share.
+struct Pump<'a> {
+    session: &'a Session,
+    ws: &'a TcpConn,
+    tcp: &'a TcpConn,
+    to_tcp: Cell<u64>,
+    to_ws: Cell<u64>,
+    last_activity: Cell<Instant>,
+    /// A frame to the WebSocket peer is being written.
+    sending: Cell<bool>,
 }
 
-/// TCP → WebSocket: whatever one read brings, as one binary frame.
-async fn downstream(
-    session: &Session,
-    ws: &TcpConn,
-    tcp: &TcpConn,
-    moved: &Cell<u64>,
-    last_activity: &Cell<Instant>,
-    sending: &Cell<bool>,
-) -> BridgeEnd {
-    let mut guard = match tcp.begin_read() {
-        Ok(g) => g,
-        Err(e) => return BridgeEnd::Tcp(e),
-    };
-    loop {
-        let data = match guard.peek(1).await {
-            Ok(data) => data,
-            Err(NetError::Eof) => return BridgeEnd::Eof,
+impl Pump<'_> {
+    fn moved(&self, counter: &Cell<u64>, n: usize) {
+        counter.set(counter.get() + n as u64);
+        self.last_activity.set(Instant::now());
+    }
+
+    /// WebSocket → TCP: each data message's payload, as is.
+    async fn upstream(&self) -> BridgeEnd {
+        loop {
+            match self.session.recv(self.ws).await {
+                // Text is passed on too (its UTF-8 bytes): websockify's clients
+                // send binary, but a text-speaking client loses nothing.
+                Ok(Received::Message(_, data)) => {
+                    let n = data.len();
+                    // The message's own buffer goes to the kernel: no copy.
+                    if let Err(e) = self.tcp.write_staged(data).await {
+                        return BridgeEnd::Tcp(e);
+                    }
+                    self.moved(&self.to_tcp, n);
+                }
+                Ok(Received::Close(reason)) => return BridgeEnd::Close(reason.map_or(1005, |(c, _)| c)),
+                Err(e) => return BridgeEnd::Ws(e),
+            }
+        }
+    }
+
+    /// TCP → WebSocket: whatever one read brings, as one binary frame.
+    async fn downstream(&self) -> BridgeEnd {
+        let mut guard = match self.tcp.begin_read() {
+            Ok(g) => g,
             Err(e) => return BridgeEnd::Tcp(e),
         };
-        let n = data.len();
-        sending.set(true);
-        let sent = session.send(ws, Kind::Binary, Payload::Bytes(data)).await;
-        sending.set(false);
-        if let Err(e) = sent {
-            return BridgeEnd::Ws(e);
+        loop {
+            let data = match guard.peek(1).await {
+                Ok(data) => data,
+                Err(NetError::Eof) => return BridgeEnd::Eof,
+                Err(e) => return BridgeEnd::Tcp(e),
+            };
+            let n = data.len();
+            self.sending.set(true);
+            let sent = self.session.send(self.ws, Kind::Binary, Payload::Bytes(data)).await;
+            self.sending.set(false);
+            if let Err(e) = sent {
+                return BridgeEnd::Ws(e);
+            }
+            guard.advance(n);
+            self.moved(&self.to_ws, n);
         }
-        guard.advance(n);
-        moved.set(moved.get() + n as u64);
-        last_activity.set(Instant::now());
     }
 }
 
