@@ -1,8 +1,8 @@
 //! `examples/vnc_bridge.lua` (and so `moonport.ws.bridge`) between an
 //! independent WebSocket client (`tungstenite`) and a stand-in VNC server
 //! (a TCP server that greets like RFB and echoes): tokens choose the target,
-//! the allow-list holds, bad tokens and dead targets get clear answers, and
-//! the static files are served beside the bridge.
+//! the allow-list holds, bad tokens and dead targets get clear answers, the
+//! static files are served beside the bridge, and a shutdown says goodbye.
 
 mod common;
 
@@ -150,5 +150,11 @@ fn tokens_choose_the_target_and_bytes_pass_both_ways() {
     let file = get(addr, "/harness.lua");
     assert!(file.starts_with("HTTP/1.1 200") && file.contains("function T.eq"), "{file}");
     assert!(get(addr, "/").contains("Location: /vnc.html"));
+
+    // A shutdown tells a bridged browser it is going away.
+    let mut last = open(addr, "/websockify?token=desktop", None).expect("bridged");
+    assert_eq!(binary(&mut last), GREETING);
+    srv.terminate();
+    assert_eq!(close_of(&mut last), (1001, "server shutting down".to_string()));
     let _ = std::fs::remove_file(tokens);
 }
