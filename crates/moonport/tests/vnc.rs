@@ -7,7 +7,9 @@
 //!
 //! Linux only. Every tool is required, none is skipped: `scripts/setup`
 //! installs them by package name (`scripts/setup-desktop`), and a missing one
-//! fails the test with its name.
+//! fails the test with its name. `cargo test --release -p moonport --test vnc
+//! -- --nocapture` prints the times and where the browser's screenshot went
+//! (docs/screenshots/novnc.png is one).
 #![cfg(target_os = "linux")]
 
 mod common;
