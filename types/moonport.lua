@@ -1219,4 +1219,17 @@ function moonport.ws.connect(url, opts) end
 ---@return string? err
 function moonport.ws.upgrade(req, res, opts) end
 
+---Pumps a WebSocket and a TCP connection into each other natively (what
+---websockify does for VNC): data messages go to `conn` as raw bytes, its
+---bytes come back as binary frames. Ends, closing both, when either side
+---closes or fails, after `idle_timeout`, or on shutdown.
+---@param ws moonport.Ws
+---@param conn moonport.Conn
+---@param opts? {idle_timeout?: number}
+---@return integer ws_to_tcp payload bytes
+---@return integer tcp_to_ws
+---@return string reason "close", "eof", "idle", "shutdown", "ws: <err>", "tcp: <err>"
+---@return integer? code the peer's close code when reason is "close" (1005: none)
+function moonport.ws.bridge(ws, conn, opts) end
+
 return moonport

@@ -5,7 +5,8 @@
 //! copy), and `close` runs the close handshake. Failures are `nil, err`; a
 //! peer breaking the protocol gets its close code and the error names the
 //! rule (`"unmasked frame"`, `"invalid utf-8"`, `"message too big"`).
-//! `connect` opens a client session with the same object.
+//! `connect` opens a client session with the same object, and `bridge` pumps
+//! a session to and from a TCP connection natively (websockify's job).
 
 use std::pin::pin;
 
@@ -20,6 +21,7 @@ use super::http::{self, HttpOptions, Res};
 use crate::net::{TcpConn, Timeouts};
 use crate::proto::http::response::{Data, State};
 use crate::proto::http::{client, server};
+use crate::proto::ws::bridge::{BridgeEnd, BridgeOptions};
 use crate::proto::ws::session::Payload;
 use crate::proto::ws::{Kind, Received, Role, Session, WsError, code, handshake};
 use crate::room::Subscription;
@@ -34,6 +36,7 @@ pub fn install(lua: &Lua, moonport: &Table) -> mlua::Result<()> {
     ws.set("listen", lua.create_function(listen)?)?;
     ws.set("upgrade", lua.create_async_function(upgrade)?)?;
     ws.set("connect", lua.create_async_function(connect)?)?;
+    ws.set("bridge", lua.create_async_function(bridge)?)?;
     moonport.set("ws", ws)
 }
 
@@ -397,4 +400,37 @@ impl UserData for Ws {
             })
         });
     }
+}
+
+/// `moonport.ws.bridge(ws, conn [, opts])`: the WebSocket and the TCP
+/// connection pumped into each other natively until one side ends; returns
+/// `ws_to_tcp, tcp_to_ws, reason [, code]`.
+async fn bridge(lua: Lua, (ws, conn, opts): (Value, Value, Value)) -> mlua::Result<MultiValue> {
+    let ws = match ws {
+        Value::UserData(ud) if ud.is::<Ws>() => ud,
+        other => return Err(Arg::new("bridge", 1).error(&lua, format!("ws expected, got {}", other.type_name()))),
+    };
+    let tcp = super::relay::conn_arg(&lua, conn, Arg::new("bridge", 2))?;
+    let arg = Arg::new("bridge", 3);
+    let idle_timeout = {
+        let opts = args::opt_table(&lua, opts, arg)?;
+        args::timeout(&lua, args::field(opts.as_ref(), "idle_timeout")?, arg.key("idle_timeout"))?.flatten()
+    };
+    let engine = super::worker(&lua)?.engine.clone();
+    // The session lives in the ws object, so its reference is held for the
+    // bridge's life: one Lua value, as for a `recv` in progress (within
+    // SESSION_UNITS). The connections are plain Rust clones.
+    let this: UserDataRef<Ws> = ws.borrow()?;
+    let ws_conn = TcpConn::clone(&*this.conn.borrow::<TcpConn>()?);
+    drop(ws);
+    if ws_conn.same(&tcp) {
+        return Err(Arg::new("bridge", 2).error(&lua, "a connection cannot be bridged to itself"));
+    }
+    let options = BridgeOptions { idle_timeout };
+    let out = crate::proto::ws::bridge::bridge(&this.session, &ws_conn, &tcp, options, engine.shutdown.wait()).await;
+    let code = match out.end {
+        BridgeEnd::Close(code) => Some(code),
+        _ => None,
+    };
+    (out.to_tcp, out.to_ws, out.end.to_string(), code).into_lua_multi(&lua)
 }

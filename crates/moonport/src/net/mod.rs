@@ -17,6 +17,7 @@ pub use error::NetError;
 pub use handoff::HandOff;
 pub use listener::{AcceptLoop, resolve_listen_addr};
 pub use options::{OptKind, OptValue, SockOpt};
+pub(crate) use relay::idle_watch;
 pub use relay::{RelayEnd, RelayOptions, RelayOutcome, pipe, relay};
 pub use socket::{Socket, SocketKind};
 pub use tcp::{ReadGuard, TcpConn, Timeouts, connect, dial};

@@ -83,11 +83,12 @@ async fn pump(src: &TcpConn, dst: &TcpConn, moved: &Cell<u64>, progress: &Progre
     }
 }
 
-/// Completes when nothing has moved for `idle`; never without a timeout.
-async fn idle_watch(idle: Option<Duration>, progress: &Progress) {
+/// Completes when nothing has moved for `idle` since `last_activity`; never
+/// without a timeout. The WebSocket bridge watches its directions with it too.
+pub(crate) async fn idle_watch(idle: Option<Duration>, last_activity: &Cell<Instant>) {
     let Some(idle) = idle else { return std::future::pending().await };
     loop {
-        let quiet_until = progress.last_activity.get() + idle;
+        let quiet_until = last_activity.get() + idle;
         if Instant::now() >= quiet_until {
             return;
         }
@@ -114,7 +115,7 @@ pub async fn relay(a: &TcpConn, b: &TcpConn, opts: RelayOptions) -> RelayOutcome
             Err(e) => e,
         }
     };
-    let end = match select(pin!(both), pin!(idle_watch(opts.idle_timeout, &progress))).await {
+    let end = match select(pin!(both), pin!(idle_watch(opts.idle_timeout, &progress.last_activity))).await {
         Either::Left((end, _)) => end,
         Either::Right(((), _)) => RelayEnd::Idle,
     };
@@ -126,7 +127,7 @@ pub async fn pipe(src: &TcpConn, dst: &TcpConn, opts: RelayOptions) -> (u64, Rel
     let moved = Cell::new(0);
     let progress = Progress { last_activity: Cell::new(Instant::now()), max_bytes: opts.max_bytes };
     let one = pin!(pump(src, dst, &moved, &progress));
-    let end = match select(one, pin!(idle_watch(opts.idle_timeout, &progress))).await {
+    let end = match select(one, pin!(idle_watch(opts.idle_timeout, &progress.last_activity))).await {
         Either::Left((Ok(()), _)) => RelayEnd::Eof,
         Either::Left((Err(e), _)) => e,
         Either::Right(((), _)) => RelayEnd::Idle,

@@ -79,6 +79,44 @@ T.test("wrong arguments raise errors", function()
   ws:close()
 end)
 
+T.test("ws.bridge pumps a session to a TCP connection and back", function()
+  local echo = assert(moonport.tcp.listen({ host = "127.0.0.1", port = 0 }, function(conn)
+    while true do
+      local data = conn:read()
+      if not data then return end
+      conn:write(data)
+    end
+  end))
+  local ended
+  local bl = assert(moonport.ws.listen({ host = "127.0.0.1", port = 0 }, function(ws)
+    local conn = assert(moonport.tcp.connect("127.0.0.1", echo:port()))
+    -- The argument checks run here, where a ws exists; a failure ends the wait below.
+    local ok, err = pcall(function()
+      T.raises("bad argument #1 to 'bridge' (ws expected, got userdata)", moonport.ws.bridge, conn, conn)
+      T.raises("bad argument #2 to 'bridge' (conn expected, got string)", moonport.ws.bridge, ws, "x")
+      T.raises("bad argument #3 to 'bridge' (idle_timeout:", moonport.ws.bridge, ws, conn, { idle_timeout = "x" })
+    end)
+    ended = ok and table.concat({ moonport.ws.bridge(ws, conn) }, " ") or err
+  end))
+  local ws = assert(moonport.ws.connect("ws://127.0.0.1:" .. bl:port() .. "/"))
+  ws:send_binary("RFB ")
+  ws:send_text("003.008\n")
+  local got = ""
+  while #got < 12 do
+    local data, kind = ws:recv()
+    T.eq(kind, "binary")
+    got = got .. data
+  end
+  T.eq(got, "RFB 003.008\n")
+  ws:close(1000)
+  for _ = 1, 500 do
+    if ended then break end
+    moonport.sleep(0.01)
+  end
+  T.eq(ended, "12 12 close 1000")
+  bl:close(); echo:close()
+end)
+
 wsl:close()
 httpl:close()
 T.done()

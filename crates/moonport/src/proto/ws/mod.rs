@@ -2,10 +2,12 @@
 //! (`handshake`), turning frames into messages with every receive-side rule
 //! checked (`message`), and a session that runs them over a `TcpConn`
 //! (`session`: pings answered, the close handshake, frames written whole),
-//! and the optional permessage-deflate compression (`deflate`).
+//! and the optional permessage-deflate compression (`deflate`); `bridge`
+//! pumps a session to and from a TCP connection (websockify's job).
 //!
-//! Only `session` does I/O; the others are pure and tested on bytes.
+//! Only `session` and `bridge` do I/O; the others are pure and tested on bytes.
 
+pub mod bridge;
 pub mod deflate;
 pub mod frame;
 pub mod handshake;
@@ -22,6 +24,9 @@ pub mod code {
     pub const PROTOCOL: u16 = 1002;
     pub const INVALID_DATA: u16 = 1007;
     pub const TOO_BIG: u16 = 1009;
+    /// Also for a failed upstream: 1014 "Bad Gateway" would say it better,
+    /// but browsers and libraries refuse it as unassigned.
+    pub const INTERNAL: u16 = 1011;
 }
 
 /// Whether a peer may send `code` in a close frame: the registered codes
