@@ -1,12 +1,20 @@
-//! Opening many client connections at once, shared by the load generators.
+//! Opening client connections, shared by the load generators: many at once,
+//! and with an optional per-connection preface (`--preface`/`--preface-until`)
+//! for servers that take raw TCP only after a request, such as nginx with
+//! `ngx.req.socket(true)` (see `bench/peers/README.md`).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use clap::Args;
+use compio::BufResult;
+use compio::io::{AsyncRead, AsyncWriteExt};
 use compio::net::TcpStream;
 
 /// How long one connection attempt may take.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest reply to a preface that is skipped before giving up.
+const MAX_PREFACE_REPLY: usize = 64 * 1024;
 
 /// Opens a connection per id concurrently on this thread's runtime. Each
 /// failure is described (`"{who} {id}: ..."`) to `on_failure`; the rest are
@@ -43,4 +51,145 @@ pub(crate) async fn connect_all(
         on_failure(failure);
     }
     streams
+}
+
+/// `--preface` and `--preface-until`, flattened into every mode that can
+/// drive a server which wants a request first.
+#[derive(Args, Debug, Clone)]
+pub struct PrefaceArgs {
+    /// Bytes sent once on every connection before the measured traffic, e.g.
+    /// 'GET / HTTP/1.1\r\nHost: x\r\n\r\n' for nginx-lua's raw socket.
+    /// Escapes: \r \n \t \\ \xHH.
+    #[arg(long, value_parser = parse_escaped)]
+    preface: Option<Escaped>,
+    /// After the preface, read and discard the server's reply up to and
+    /// including this marker (same escapes), e.g. '\r\n\r\n'.
+    #[arg(long, value_parser = parse_escaped, requires = "preface")]
+    preface_until: Option<Escaped>,
+}
+
+impl PrefaceArgs {
+    /// The preface, leaked so that every connection task can borrow it for
+    /// the rest of the process.
+    pub(crate) fn leak(self) -> Option<&'static Preface> {
+        let send = self.preface?.0;
+        Some(Box::leak(Box::new(Preface { send, until: self.preface_until.map(|u| u.0) })))
+    }
+}
+
+/// Bytes given on the command line with backslash escapes.
+#[derive(Clone, Debug)]
+pub struct Escaped(Vec<u8>);
+
+/// Parses `\r`, `\n`, `\t`, `\\` and `\xHH`; other bytes stand for themselves.
+fn parse_escaped(s: &str) -> Result<Escaped, String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            out.push(b[i]);
+            i += 1;
+            continue;
+        }
+        let (byte, len) = match b.get(i + 1) {
+            Some(b'r') => (b'\r', 2),
+            Some(b'n') => (b'\n', 2),
+            Some(b't') => (b'\t', 2),
+            Some(b'\\') => (b'\\', 2),
+            Some(b'x') => {
+                let hex = s.get(i + 2..i + 4).ok_or("\\x needs two hex digits")?;
+                (u8::from_str_radix(hex, 16).map_err(|_| format!("bad escape \\x{hex}"))?, 4)
+            }
+            _ => return Err(format!("unknown escape at byte {i} (use \\r \\n \\t \\\\ \\xHH)")),
+        };
+        out.push(byte);
+        i += len;
+    }
+    if out.is_empty() {
+        return Err("must not be empty".into());
+    }
+    Ok(Escaped(out))
+}
+
+/// The per-connection preface and the reply marker to skip to.
+pub(crate) struct Preface {
+    send: Vec<u8>,
+    until: Option<Vec<u8>>,
+}
+
+/// Sends the preface on every stream concurrently and skips each reply up to
+/// the marker; a stream that fails (or takes longer than the connect
+/// timeout) is dropped and described to `on_failure`.
+pub(crate) async fn preface_all(
+    streams: Vec<(usize, TcpStream)>,
+    p: &'static Preface,
+    mut on_failure: impl FnMut(String),
+) -> Vec<(usize, TcpStream)> {
+    let tasks: Vec<_> = streams
+        .into_iter()
+        .map(|(id, mut stream)| {
+            compio::runtime::spawn(async move {
+                let res = compio::time::timeout(CONNECT_TIMEOUT, send_preface(&mut stream, p)).await;
+                (id, stream, res)
+            })
+        })
+        .collect();
+    let mut ready = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        let failure = match task.await {
+            Ok((id, stream, Ok(Ok(())))) => {
+                ready.push((id, stream));
+                continue;
+            }
+            Ok((id, _, Ok(Err(e)))) => format!("conn {id}: preface: {e}"),
+            Ok((id, _, Err(_))) => format!("conn {id}: no reply to the preface within {CONNECT_TIMEOUT:?}"),
+            Err(_) => "a preface task panicked".to_string(),
+        };
+        on_failure(failure);
+    }
+    ready
+}
+
+/// Connects every id, then sends the preface (if any) on each; failures of
+/// either step are described to `on_failure`.
+pub(crate) async fn connect_ready(
+    addr: SocketAddr,
+    ids: &[usize],
+    preface: Option<&'static Preface>,
+    mut on_failure: impl FnMut(String),
+) -> Vec<(usize, TcpStream)> {
+    let streams = connect_all(addr, ids, "conn", true, &mut on_failure).await;
+    match preface {
+        Some(p) => preface_all(streams, p, on_failure).await,
+        None => streams,
+    }
+}
+
+/// Writes the preface, then reads until the reply marker (if any) has
+/// arrived; bytes after the marker would be mistaken for echoes, so they are
+/// an error.
+pub(crate) async fn send_preface(stream: &mut TcpStream, p: &'static Preface) -> Result<(), String> {
+    let BufResult(res, _) = stream.write_all(&p.send[..]).await;
+    res.map_err(|e| format!("write failed: {e}"))?;
+    let Some(marker) = &p.until else { return Ok(()) };
+    let mut seen: Vec<u8> = Vec::new();
+    loop {
+        let BufResult(res, buf) = stream.read(Vec::with_capacity(4096)).await;
+        match res {
+            Ok(0) => return Err("server closed the connection before the reply marker".into()),
+            Ok(_) => seen.extend_from_slice(&buf),
+            Err(e) => return Err(format!("read failed: {e}")),
+        }
+        if let Some(pos) = seen.windows(marker.len()).position(|w| w == &marker[..]) {
+            return if pos + marker.len() == seen.len() {
+                Ok(())
+            } else {
+                Err("unexpected bytes after the reply marker".into())
+            };
+        }
+        if seen.len() > MAX_PREFACE_REPLY {
+            return Err(format!("no reply marker in the first {MAX_PREFACE_REPLY} bytes"));
+        }
+    }
 }

@@ -5,12 +5,15 @@
 //! connection writes `--size` bytes, reads exactly `--size` bytes back,
 //! checks they equal what was sent, and repeats until the run ends. Latency
 //! of every round trip in the measurement window goes into an HDR histogram.
+//! With `--pipeline N` each round trip carries N messages, written at once
+//! (each stamped with its own sequence number) and all awaited before the
+//! next N: messages/s counts every message, latency is per round trip.
 //!
 //! `--preface` (with `--preface-until`) lets it drive servers that take raw
 //! TCP only after a request, such as nginx with `ngx.req.socket(true)`: the
 //! preface is sent once per connection and the reply skipped up to the
 //! marker, during the connect phase, before the clock starts (see
-//! `bench/peers/README.md`).
+//! `bench/peers/README.md`). `--ws` speaks WebSocket instead of raw TCP.
 //!
 //! Safety rails: the run is bounded in time (connect timeout, warm-up,
 //! duration, and a grace period after which stuck connections are abandoned)
@@ -22,14 +25,15 @@ use std::io;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::rc::Rc;
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::connect::{CONNECT_TIMEOUT, connect_all};
+use crate::connect::{Preface, PrefaceArgs, connect_ready};
+use crate::window::{Gate, Window};
 use clap::Args;
 use compio::BufResult;
 use compio::buf::{IntoInner, IoBuf};
-use compio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use compio::io::{AsyncReadExt, AsyncWriteExt};
 use compio::net::TcpStream;
 use hdrhistogram::Histogram;
 
@@ -38,7 +42,7 @@ use hdrhistogram::Histogram;
 const GRACE: Duration = Duration::from_secs(2);
 /// Upper bound on the run length, so a typo cannot start an endless run.
 const MAX_SECONDS: f64 = 3600.0;
-/// Largest message size accepted.
+/// Largest message size accepted, and largest batch with `--pipeline`.
 const MAX_SIZE: usize = 16 * 1024 * 1024;
 /// Highest latency the histogram tracks (larger values are clamped).
 const HIST_MAX_NS: u64 = 60_000_000_000;
@@ -66,68 +70,21 @@ pub struct EchoArgs {
     /// (default: number of cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// Messages in flight per connection: each round trip writes this many
+    /// messages at once and waits for all of them (1: plain ping-pong).
+    #[arg(long, default_value_t = 1)]
+    pipeline: usize,
     /// Print one JSON line with the results instead of the text report.
     #[arg(long)]
     json: bool,
-    /// Bytes sent once on every connection before the ping-pong, e.g.
-    /// 'GET / HTTP/1.1\r\nHost: x\r\n\r\n' for nginx-lua's raw socket.
-    /// Escapes: \r \n \t \\ \xHH.
-    #[arg(long, value_parser = parse_escaped)]
-    preface: Option<Escaped>,
-    /// After the preface, read and discard the server's reply up to and
-    /// including this marker (same escapes), e.g. '\r\n\r\n'.
-    #[arg(long, value_parser = parse_escaped, requires = "preface")]
-    preface_until: Option<Escaped>,
+    #[command(flatten)]
+    preface: PrefaceArgs,
     /// Speak WebSocket: upgrade each connection first, then send each
     /// message as one binary frame (masked with an all-zero key, so the
     /// generator spends nothing on masking) and expect it echoed as one.
     #[arg(long)]
     ws: bool,
 }
-
-/// Bytes given on the command line with backslash escapes.
-#[derive(Clone, Debug)]
-pub struct Escaped(Vec<u8>);
-
-/// Parses `\r`, `\n`, `\t`, `\\` and `\xHH`; other bytes stand for themselves.
-fn parse_escaped(s: &str) -> Result<Escaped, String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] != b'\\' {
-            out.push(b[i]);
-            i += 1;
-            continue;
-        }
-        let (byte, len) = match b.get(i + 1) {
-            Some(b'r') => (b'\r', 2),
-            Some(b'n') => (b'\n', 2),
-            Some(b't') => (b'\t', 2),
-            Some(b'\\') => (b'\\', 2),
-            Some(b'x') => {
-                let hex = s.get(i + 2..i + 4).ok_or("\\x needs two hex digits")?;
-                (u8::from_str_radix(hex, 16).map_err(|_| format!("bad escape \\x{hex}"))?, 4)
-            }
-            _ => return Err(format!("unknown escape at byte {i} (use \\r \\n \\t \\\\ \\xHH)")),
-        };
-        out.push(byte);
-        i += len;
-    }
-    if out.is_empty() {
-        return Err("must not be empty".into());
-    }
-    Ok(Escaped(out))
-}
-
-/// The per-connection preface and the reply marker to skip to.
-struct Preface {
-    send: Vec<u8>,
-    until: Option<Vec<u8>>,
-}
-
-/// Longest reply to a preface that is skipped before giving up.
-const MAX_PREFACE_REPLY: usize = 64 * 1024;
 
 /// Error counters, per thread and then summed.
 #[derive(Debug, Default, Clone, Copy)]
@@ -193,9 +150,8 @@ struct ThreadResult {
 struct Plan {
     addr: SocketAddr,
     size: usize,
+    pipeline: usize,
     ws: bool,
-    warmup: Duration,
-    duration: Duration,
     /// Sent on each connection before the run (leaked: lives for the process).
     preface: Option<&'static Preface>,
 }
@@ -208,26 +164,28 @@ pub fn run(args: EchoArgs) -> Result<ExitCode, String> {
     if args.size == 0 || args.size > MAX_SIZE {
         return Err(format!("--size must be between 1 and {MAX_SIZE} bytes"));
     }
+    if args.pipeline == 0 || args.pipeline.saturating_mul(args.size) > MAX_SIZE {
+        return Err(format!("--pipeline must be at least 1, and --pipeline x --size at most {MAX_SIZE} bytes"));
+    }
     let duration = seconds("--duration", args.duration, false)?;
     let warmup = seconds("--warmup", args.warmup, true)?;
     let threads = args.threads.unwrap_or_else(crate::default_threads).clamp(1, args.conns);
 
-    let preface: Option<&'static Preface> =
-        args.preface.map(|p| &*Box::leak(Box::new(Preface { send: p.0, until: args.preface_until.map(|u| u.0) })));
-    let plan = Plan { addr, size: args.size, ws: args.ws, warmup, duration, preface };
+    let plan = Plan { addr, size: args.size, pipeline: args.pipeline, ws: args.ws, preface: args.preface.leak() };
     // Every thread connects first; the clock starts once all have connected.
-    let barrier = Arc::new(Barrier::new(threads));
+    let gate = Arc::new(Gate::new(threads));
     let mut handles = Vec::with_capacity(threads);
     for t in 0..threads {
         // Connection i goes to thread i % threads.
         let ids: Vec<usize> = (t..args.conns).step_by(threads).collect();
-        let barrier = Arc::clone(&barrier);
+        let gate = Arc::clone(&gate);
         let handle = std::thread::Builder::new()
             .name(format!("echo-{t}"))
-            .spawn(move || load_thread(plan, ids, barrier))
+            .spawn(move || load_thread(plan, ids, &gate, warmup, duration))
             .map_err(|e| format!("cannot spawn load thread: {e}"))?;
         handles.push(handle);
     }
+    let load_cpu_pct = Window::new(gate.open(), warmup, duration).cpu_pct();
 
     let mut hist = new_histogram();
     let mut messages = 0u64;
@@ -263,6 +221,8 @@ pub fn run(args: EchoArgs) -> Result<ExitCode, String> {
         conns: args.conns,
         connected,
         size: args.size,
+        pipeline: args.pipeline,
+        ws: args.ws,
         duration_s: secs,
         warmup_s: warmup.as_secs_f64(),
         messages,
@@ -273,6 +233,7 @@ pub fn run(args: EchoArgs) -> Result<ExitCode, String> {
         p999_us: us(hist.value_at_quantile(0.999)),
         max_us: us(hist.max()),
         mean_us: hist.mean() / 1000.0,
+        load_cpu_pct,
         errors,
     };
     if args.json {
@@ -309,7 +270,13 @@ pub(crate) fn us(ns: u64) -> f64 {
 }
 
 /// Body of one load thread: connect its share, wait for the others, run.
-fn load_thread(plan: Plan, ids: Vec<usize>, barrier: Arc<Barrier>) -> Result<ThreadResult, String> {
+fn load_thread(
+    plan: Plan,
+    ids: Vec<usize>,
+    gate: &Gate,
+    warmup: Duration,
+    duration: Duration,
+) -> Result<ThreadResult, String> {
     let shared = Rc::new(Shared {
         hist: RefCell::new(new_histogram()),
         messages: Cell::new(0),
@@ -318,35 +285,25 @@ fn load_thread(plan: Plan, ids: Vec<usize>, barrier: Arc<Barrier>) -> Result<Thr
     });
     let rt = compio::runtime::Runtime::new();
     let streams = match &rt {
-        Ok(rt) => rt.block_on(async {
-            let streams = connect_all(plan.addr, &ids, "conn", true, |failure| {
-                shared.errors.borrow_mut().connect += 1;
-                shared.note(failure);
-            })
-            .await;
-            match plan.preface {
-                Some(p) => preface_all(streams, p, &shared).await,
-                None => streams,
-            }
-        }),
+        Ok(rt) => rt.block_on(connect_ready(plan.addr, &ids, plan.preface, |failure| {
+            shared.errors.borrow_mut().connect += 1;
+            shared.note(failure);
+        })),
         Err(_) => Vec::new(),
     };
-    // Always reach the barrier, even on failure, so no thread waits forever.
-    barrier.wait();
+    // Always reach the gate, even on failure, so no thread waits forever.
+    let window = Window::new(gate.wait(), warmup, duration);
     let rt = rt.map_err(|e| format!("cannot create compio runtime: {e}"))?;
     let connected = streams.len();
     let driver = rt.driver_type();
 
-    let start = Instant::now();
-    let warm_end = start + plan.warmup;
-    let end = warm_end + plan.duration;
     rt.block_on(async {
         let mut tasks = Vec::with_capacity(streams.len());
         for (id, stream) in streams {
             let shared = Rc::clone(&shared);
             tasks.push(compio::runtime::spawn(async move {
-                let run = ping_pong(stream, id, plan, warm_end, end, &shared);
-                if compio::time::timeout_at(end + GRACE, run).await.is_err() {
+                let run = ping_pong(stream, id, plan, window, &shared);
+                if compio::time::timeout_at(window.end + GRACE, run).await.is_err() {
                     shared.errors.borrow_mut().timeout += 1;
                     shared.note(format!("conn {id}: no echo within {GRACE:?} after the end of the run; abandoned"));
                 }
@@ -369,68 +326,6 @@ fn load_thread(plan: Plan, ids: Vec<usize>, barrier: Arc<Barrier>) -> Result<Thr
         errors: shared.errors.into_inner(),
         samples: shared.samples.into_inner(),
     })
-}
-
-/// Sends the preface on every stream concurrently and skips each reply up to
-/// the marker; a stream that fails (or takes longer than the connect
-/// timeout) is dropped and counted as a connect error.
-async fn preface_all(
-    streams: Vec<(usize, TcpStream)>,
-    p: &'static Preface,
-    shared: &Shared,
-) -> Vec<(usize, TcpStream)> {
-    let tasks: Vec<_> = streams
-        .into_iter()
-        .map(|(id, mut stream)| {
-            compio::runtime::spawn(async move {
-                let res = compio::time::timeout(CONNECT_TIMEOUT, send_preface(&mut stream, p)).await;
-                (id, stream, res)
-            })
-        })
-        .collect();
-    let mut ready = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        let failure = match task.await {
-            Ok((id, stream, Ok(Ok(())))) => {
-                ready.push((id, stream));
-                continue;
-            }
-            Ok((id, _, Ok(Err(e)))) => format!("conn {id}: preface: {e}"),
-            Ok((id, _, Err(_))) => format!("conn {id}: no reply to the preface within {CONNECT_TIMEOUT:?}"),
-            Err(_) => "a preface task panicked".to_string(),
-        };
-        shared.errors.borrow_mut().connect += 1;
-        shared.note(failure);
-    }
-    ready
-}
-
-/// Writes the preface, then reads until the reply marker (if any) has
-/// arrived; bytes after the marker would be mistaken for echoes, so they are
-/// an error.
-async fn send_preface(stream: &mut TcpStream, p: &'static Preface) -> Result<(), String> {
-    let BufResult(res, _) = stream.write_all(&p.send[..]).await;
-    res.map_err(|e| format!("write failed: {e}"))?;
-    let Some(marker) = &p.until else { return Ok(()) };
-    let mut seen: Vec<u8> = Vec::new();
-    loop {
-        let BufResult(res, buf) = stream.read(Vec::with_capacity(4096)).await;
-        match res {
-            Ok(0) => return Err("server closed the connection before the reply marker".into()),
-            Ok(_) => seen.extend_from_slice(&buf),
-            Err(e) => return Err(format!("read failed: {e}")),
-        }
-        if let Some(pos) = seen.windows(marker.len()).position(|w| w == &marker[..]) {
-            return if pos + marker.len() == seen.len() {
-                Ok(())
-            } else {
-                Err("unexpected bytes after the reply marker".into())
-            };
-        }
-        if seen.len() > MAX_PREFACE_REPLY {
-            return Err(format!("no reply marker in the first {MAX_PREFACE_REPLY} bytes"));
-        }
-    }
 }
 
 /// Fills the payload with a per-connection pattern.
@@ -492,27 +387,31 @@ async fn ws_upgrade(stream: &mut TcpStream, addr: SocketAddr) -> io::Result<()> 
     Ok(())
 }
 
-/// One connection's ping-pong loop, until `end`.
-async fn ping_pong(mut stream: TcpStream, id: usize, plan: Plan, warm_end: Instant, end: Instant, shared: &Shared) {
+/// One connection's ping-pong loop, until the end of the window.
+async fn ping_pong(mut stream: TcpStream, id: usize, plan: Plan, window: Window, shared: &Shared) {
     if plan.ws
         && let Err(e) = ws_upgrade(&mut stream, plan.addr).await
     {
         io_failure(shared, id, "upgrade", &e);
         return;
     }
-    let size = plan.size;
+    let (size, n) = (plan.size, plan.pipeline);
     // In WebSocket mode each message carries a frame header each way.
     let (ours, theirs) = if plan.ws { (ws_head(size, true), ws_head(size, false)) } else { (Vec::new(), Vec::new()) };
-    let mut send = [ours.clone(), pattern(id, size)].concat();
-    let want = theirs.len() + size;
+    let (out_len, in_len) = (ours.len() + size, theirs.len() + size);
+    let payload = pattern(id, size);
+    let mut send: Vec<u8> = (0..n).flat_map(|_| ours.iter().chain(&payload).copied()).collect();
+    let want = in_len * n;
     let mut recv: Vec<u8> = Vec::with_capacity(want);
     let mut seq: u64 = 0;
     loop {
         let t0 = Instant::now();
-        if t0 >= end {
+        if t0 >= window.end {
             break;
         }
-        stamp(&mut send[ours.len()..], seq);
+        for (k, msg) in send.chunks_mut(out_len).enumerate() {
+            stamp(&mut msg[ours.len()..], seq.wrapping_add(k as u64));
+        }
         let BufResult(res, buf) = stream.write_all(send).await;
         send = buf;
         if let Err(e) = res {
@@ -527,22 +426,27 @@ async fn ping_pong(mut stream: TcpStream, id: usize, plan: Plan, warm_end: Insta
             return;
         }
         let t1 = Instant::now();
-        if t1 > end {
+        if t1 > window.end {
             // Completed after the window closed: not part of the figures.
             break;
         }
-        if recv.buf_len() != want || recv[..theirs.len()] != theirs[..] || recv[theirs.len()..] != send[ours.len()..] {
+        let echoed = recv.buf_len() == want
+            && recv
+                .chunks(in_len)
+                .zip(send.chunks(out_len))
+                .all(|(got, sent)| got[..theirs.len()] == theirs[..] && got[theirs.len()..] == sent[ours.len()..]);
+        if !echoed {
             let mut errs = shared.errors.borrow_mut();
             errs.mismatch += 1;
             if errs.mismatch == 1 {
-                shared.note(format!("conn {id}: echoed bytes differ from what was sent (message #{seq})"));
+                shared.note(format!("conn {id}: echoed bytes differ from what was sent (messages from #{seq})"));
             }
-        } else if t0 >= warm_end {
+        } else if t0 >= window.warm_end {
             let ns = u64::try_from((t1 - t0).as_nanos()).unwrap_or(u64::MAX);
             shared.hist.borrow_mut().saturating_record(ns.max(1));
-            shared.messages.set(shared.messages.get() + 1);
+            shared.messages.set(shared.messages.get() + n as u64);
         }
-        seq = seq.wrapping_add(1);
+        seq = seq.wrapping_add(n as u64);
     }
 }
 
@@ -567,6 +471,8 @@ struct Report {
     conns: usize,
     connected: usize,
     size: usize,
+    pipeline: usize,
+    ws: bool,
     duration_s: f64,
     warmup_s: f64,
     messages: u64,
@@ -577,6 +483,7 @@ struct Report {
     p999_us: f64,
     max_us: f64,
     mean_us: f64,
+    load_cpu_pct: Option<f64>,
     errors: Errors,
 }
 
@@ -586,10 +493,10 @@ impl Report {
         let mut s = String::with_capacity(512);
         let _ = write!(
             s,
-            "{{\"addr\":\"{}\",\"driver\":\"{}\",\"threads\":{},\"conns\":{},\"connected\":{},\"size\":{},\
-             \"duration_s\":{},\"warmup_s\":{},\"messages\":{},\"msgs_per_sec\":{:.1},\
+            "{{\"mode\":\"echo\",\"addr\":\"{}\",\"driver\":\"{}\",\"threads\":{},\"conns\":{},\"connected\":{},\
+             \"size\":{},\"pipeline\":{},\"ws\":{},\"duration_s\":{},\"warmup_s\":{},\"messages\":{},\"msgs_per_sec\":{:.1},\
              \"mb_per_sec\":{:.3},\"p50_us\":{:.1},\"p99_us\":{:.1},\"p999_us\":{:.1},\
-             \"max_us\":{:.1},\"mean_us\":{:.1},\"errors\":{},\"connect_errors\":{},\
+             \"max_us\":{:.1},\"mean_us\":{:.1},\"load_cpu_pct\":{},\"errors\":{},\"connect_errors\":{},\
              \"io_errors\":{},\"closed\":{},\"mismatches\":{},\"timeouts\":{},\"panics\":{}}}",
             self.addr,
             self.driver,
@@ -597,6 +504,8 @@ impl Report {
             self.conns,
             self.connected,
             self.size,
+            self.pipeline,
+            self.ws,
             self.duration_s,
             self.warmup_s,
             self.messages,
@@ -607,6 +516,7 @@ impl Report {
             self.p999_us,
             self.max_us,
             self.mean_us,
+            crate::cpu::json(self.load_cpu_pct),
             e.total(),
             e.connect,
             e.io,
@@ -623,8 +533,16 @@ impl Report {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "echo {}: {} conns ({} connected) on {} thread(s) ({} driver), {} B messages, {} s measured after {} s warm-up",
-            self.addr, self.conns, self.connected, self.threads, self.driver, self.size, self.duration_s, self.warmup_s
+            "echo {}: {} conns ({} connected) on {} thread(s) ({} driver), {} B messages{}, {} s measured after {} s warm-up",
+            self.addr,
+            self.conns,
+            self.connected,
+            self.threads,
+            self.driver,
+            self.size,
+            if self.pipeline > 1 { format!(", {} in flight per connection", self.pipeline) } else { String::new() },
+            self.duration_s,
+            self.warmup_s
         );
         let _ = writeln!(s, "  messages:   {} ({:.0} msg/s)", self.messages, self.msgs_per_sec);
         let _ =
@@ -634,6 +552,7 @@ impl Report {
             "  latency:    p50 {:.1} us, p99 {:.1} us, p99.9 {:.1} us, max {:.1} us (mean {:.1} us)",
             self.p50_us, self.p99_us, self.p999_us, self.max_us, self.mean_us
         );
+        s.push_str(&crate::cpu::text(self.load_cpu_pct));
         let _ = writeln!(
             s,
             "  errors:     {} (connect {}, io {}, closed {}, mismatch {}, timeout {}, panic {})",

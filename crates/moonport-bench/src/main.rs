@@ -1,7 +1,13 @@
 //! `moonport-bench`: benchmarking tools for moonport.
 //!
 //! Subcommands (load generators only ever target loopback addresses):
-//! - `echo`: a completion-based (compio/io_uring) ping-pong load generator;
+//! - `echo`: a completion-based (compio/io_uring) ping-pong load generator,
+//!   one message or `--pipeline N` in flight per connection, raw TCP or
+//!   WebSocket (`--ws`);
+//! - `stream`: bulk throughput per connection through an echo server
+//!   (e.g. 64 KiB writes), MB/s;
+//! - `connect`: a connection storm, connections/s with and without one
+//!   request each;
 //! - `serve-compio`: a plain Rust echo server on compio, the native baseline
 //!   that the Lua-scripted moonport engine is compared against;
 //! - `fanout`: one publisher and N viewers through a broadcast server
@@ -11,15 +17,23 @@
 //!   connection, and whether every one still answers;
 //! - `relay`: stream throughput through a TCP relay into the tool's own sink;
 //! - `serve-relay-compio`: a plain Rust compio relay, the native baseline.
+//!
+//! Every load generator also reports its own CPU use over the measured
+//! window (`load_cpu_pct`, see [`cpu`]): it shares the machine with the
+//! server under test.
 
 mod connect;
+mod cpu;
 mod echo;
 mod fanout;
 mod hold;
 mod relay;
 mod serve;
 mod serve_tokio;
+mod storm;
+mod stream;
 mod target;
+mod window;
 
 use std::process::ExitCode;
 
@@ -36,6 +50,10 @@ struct Cli {
 enum Command {
     /// Ping-pong load generator against a loopback echo server.
     Echo(echo::EchoArgs),
+    /// Bulk throughput through a loopback echo server.
+    Stream(stream::StreamArgs),
+    /// Connection storm against a loopback echo server.
+    Connect(storm::ConnectArgs),
     /// Native compio echo server (thread-per-core, SO_REUSEPORT sharding).
     ServeCompio(serve::ServeArgs),
     /// One publisher, N viewers through a loopback broadcast server.
@@ -54,6 +72,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Echo(args) => echo::run(args),
+        Command::Stream(args) => stream::run(args),
+        Command::Connect(args) => storm::run(args),
         Command::ServeCompio(args) => serve::run(args),
         Command::Fanout(args) => fanout::run(args),
         Command::Hold(args) => hold::run(args),

@@ -1,0 +1,388 @@
+//! `connect`: a connection storm against an echo server.
+//!
+//! `--concurrency` tasks (split over `--threads` runtimes) each loop: open a
+//! connection, optionally (`--request`) send one `--size`-byte message and
+//! read its echo, then close, and again, until the run ends. Reports
+//! completed connections per second and the latency of each cycle (connect,
+//! plus the round trip with `--request`) in an HDR histogram. The client
+//! closes first, so its side holds the TIME_WAIT state; Linux reuses those
+//! ports for new loopback connections (`net.ipv4.tcp_tw_reuse`, default 2),
+//! so a storm does not run out of ephemeral ports.
+//!
+//! A failed cycle is counted by kind and the task pauses briefly before the
+//! next, so a refusing server is not spun against. Bounded in time (every
+//! cycle has the connect timeout) and loopback-only, as `echo`.
+
+use std::cell::{Cell, RefCell};
+use std::fmt::Write as _;
+use std::io;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use compio::BufResult;
+use compio::buf::{IntoInner, IoBuf};
+use compio::io::{AsyncReadExt, AsyncWriteExt};
+use compio::net::TcpStream;
+use hdrhistogram::Histogram;
+
+use crate::connect::{CONNECT_TIMEOUT, Preface, PrefaceArgs, send_preface};
+use crate::echo::{driver_name, new_histogram, seconds, us};
+use crate::window::{Gate, Window};
+
+/// Pause after a failed cycle.
+const BACKOFF: Duration = Duration::from_millis(10);
+/// Largest request accepted.
+const MAX_SIZE: usize = 1024 * 1024;
+/// How many error messages each thread keeps to show the user.
+const MAX_ERROR_SAMPLES: usize = 5;
+
+#[derive(Args, Debug)]
+pub struct ConnectArgs {
+    /// Target echo server; must be a loopback address (127.0.0.0/8 or ::1).
+    #[arg(long)]
+    addr: String,
+    /// Connection cycles in progress at once.
+    #[arg(long, default_value_t = 50)]
+    concurrency: usize,
+    /// Send one message on every connection and wait for its echo before
+    /// closing (without it: connect, then close at once).
+    #[arg(long)]
+    request: bool,
+    /// Size of that message in bytes.
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// Measurement duration in seconds (after warm-up).
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Warm-up in seconds: connections are made but not counted.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Number of load-generator threads, each with its own runtime
+    /// (default: number of cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print one JSON line with the results instead of the text report.
+    #[arg(long)]
+    json: bool,
+    /// With a preface, every cycle sends it (and skips the reply) before the
+    /// request, as a client of such a server must.
+    #[command(flatten)]
+    preface: PrefaceArgs,
+}
+
+/// Error counters, per thread and then summed.
+#[derive(Debug, Default, Clone, Copy)]
+struct Errors {
+    /// Connection attempts refused or failed.
+    connect: u64,
+    /// Cycles that did not finish within the connect timeout.
+    timeout: u64,
+    /// Preface or request failures on an established connection.
+    io: u64,
+    /// The echo differed from the request.
+    mismatch: u64,
+}
+
+impl Errors {
+    fn total(&self) -> u64 {
+        self.connect + self.timeout + self.io + self.mismatch
+    }
+
+    fn add(&mut self, o: &Errors) {
+        self.connect += o.connect;
+        self.timeout += o.timeout;
+        self.io += o.io;
+        self.mismatch += o.mismatch;
+    }
+}
+
+/// How a cycle failed.
+enum Failure {
+    Connect(io::Error),
+    Io(String),
+    Mismatch,
+}
+
+/// State shared by the tasks of one thread (single-threaded).
+struct Shared {
+    hist: RefCell<Histogram<u64>>,
+    cycles: Cell<u64>,
+    errors: RefCell<Errors>,
+    samples: RefCell<Vec<String>>,
+}
+
+/// What one thread hands back.
+struct ThreadResult {
+    driver: compio::driver::DriverType,
+    hist: Histogram<u64>,
+    cycles: u64,
+    errors: Errors,
+    samples: Vec<String>,
+}
+
+#[derive(Clone, Copy)]
+struct Plan {
+    addr: SocketAddr,
+    /// The request (leaked: lives for the process).
+    request: Option<&'static [u8]>,
+    preface: Option<&'static Preface>,
+}
+
+pub fn run(args: ConnectArgs) -> Result<ExitCode, String> {
+    let addr = crate::target::resolve_loopback(&args.addr)?;
+    if args.concurrency == 0 {
+        return Err("--concurrency must be at least 1".into());
+    }
+    if args.size == 0 || args.size > MAX_SIZE {
+        return Err(format!("--size must be between 1 and {MAX_SIZE} bytes"));
+    }
+    let duration = seconds("--duration", args.duration, false)?;
+    let warmup = seconds("--warmup", args.warmup, true)?;
+    let threads = args.threads.unwrap_or_else(crate::default_threads).clamp(1, args.concurrency);
+    let request = args.request.then(|| &*Vec::leak((0..args.size).map(|i| (i * 13 + 5) as u8).collect()));
+    let plan = Plan { addr, request, preface: args.preface.leak() };
+
+    let gate = Arc::new(Gate::new(threads));
+    let mut handles = Vec::with_capacity(threads);
+    for t in 0..threads {
+        let tasks = (t..args.concurrency).step_by(threads).count();
+        let gate = Arc::clone(&gate);
+        let handle = std::thread::Builder::new()
+            .name(format!("connect-{t}"))
+            .spawn(move || {
+                let rt = compio::runtime::Runtime::new();
+                // Nothing to set up: every thread is ready at once.
+                let window = Window::new(gate.wait(), warmup, duration);
+                let rt = rt.map_err(|e| format!("cannot create compio runtime: {e}"))?;
+                Ok::<_, String>(load_thread(&rt, plan, tasks, window))
+            })
+            .map_err(|e| format!("cannot spawn load thread: {e}"))?;
+        handles.push(handle);
+    }
+    let load_cpu_pct = Window::new(gate.open(), warmup, duration).cpu_pct();
+
+    let mut hist = new_histogram();
+    let (mut cycles, mut errors, mut samples, mut driver) = (0u64, Errors::default(), Vec::new(), None);
+    for handle in handles {
+        let r = handle.join().map_err(|_| "a load thread panicked".to_string())??;
+        hist.add(&r.hist).map_err(|e| format!("cannot merge histograms: {e}"))?;
+        cycles += r.cycles;
+        errors.add(&r.errors);
+        samples.extend(r.samples);
+        driver = Some(r.driver);
+    }
+    if cycles == 0 {
+        return Err(format!(
+            "no connection to {addr} completed: {}",
+            samples.first().map(String::as_str).unwrap_or("no error recorded")
+        ));
+    }
+    for s in samples.iter().take(MAX_ERROR_SAMPLES) {
+        eprintln!("moonport-bench connect: {s}");
+    }
+    let secs = duration.as_secs_f64();
+    let report = Report {
+        addr,
+        driver: driver.map_or_else(|| "unknown".into(), driver_name),
+        threads,
+        concurrency: args.concurrency,
+        request: plan.request.map(<[u8]>::len),
+        preface: plan.preface.is_some(),
+        duration_s: secs,
+        warmup_s: warmup.as_secs_f64(),
+        cycles,
+        per_sec: cycles as f64 / secs,
+        p50_us: us(hist.value_at_quantile(0.50)),
+        p99_us: us(hist.value_at_quantile(0.99)),
+        p999_us: us(hist.value_at_quantile(0.999)),
+        max_us: us(hist.max()),
+        load_cpu_pct,
+        errors,
+    };
+    if args.json {
+        println!("{}", report.json());
+    } else {
+        print!("{}", report.text());
+    }
+    Ok(if errors.total() > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
+
+fn load_thread(rt: &compio::runtime::Runtime, plan: Plan, tasks: usize, window: Window) -> ThreadResult {
+    let shared = Rc::new(Shared {
+        hist: RefCell::new(new_histogram()),
+        cycles: Cell::new(0),
+        errors: RefCell::new(Errors::default()),
+        samples: RefCell::new(Vec::new()),
+    });
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..tasks)
+            .map(|_| {
+                let shared = Rc::clone(&shared);
+                compio::runtime::spawn(async move { storm(plan, window, &shared).await })
+            })
+            .collect();
+        for task in tasks {
+            let _ = task.await;
+        }
+    });
+    ThreadResult {
+        driver: rt.driver_type(),
+        hist: shared.hist.borrow().clone(),
+        cycles: shared.cycles.get(),
+        errors: *shared.errors.borrow(),
+        samples: shared.samples.take(),
+    }
+}
+
+/// One task's cycles until the end of the window.
+async fn storm(plan: Plan, window: Window, shared: &Shared) {
+    while Instant::now() < window.end {
+        let t0 = Instant::now();
+        let res = compio::time::timeout(CONNECT_TIMEOUT, cycle(plan)).await;
+        let t1 = Instant::now();
+        let failure = match res {
+            Ok(Ok(())) => {
+                if t0 >= window.warm_end && t1 <= window.end {
+                    let ns = u64::try_from((t1 - t0).as_nanos()).unwrap_or(u64::MAX);
+                    shared.hist.borrow_mut().saturating_record(ns.max(1));
+                    shared.cycles.set(shared.cycles.get() + 1);
+                }
+                continue;
+            }
+            Ok(Err(Failure::Connect(e))) => {
+                shared.errors.borrow_mut().connect += 1;
+                format!("connect to {} failed: {e}", plan.addr)
+            }
+            Ok(Err(Failure::Io(e))) => {
+                shared.errors.borrow_mut().io += 1;
+                e
+            }
+            Ok(Err(Failure::Mismatch)) => {
+                shared.errors.borrow_mut().mismatch += 1;
+                "the echo differs from the request".into()
+            }
+            Err(_) => {
+                shared.errors.borrow_mut().timeout += 1;
+                format!("a connection cycle took longer than {CONNECT_TIMEOUT:?}")
+            }
+        };
+        let mut samples = shared.samples.borrow_mut();
+        if samples.len() < MAX_ERROR_SAMPLES {
+            samples.push(failure);
+        }
+        drop(samples);
+        compio::time::sleep(BACKOFF).await;
+    }
+}
+
+/// Connect, preface, request, close (dropping the stream closes it).
+async fn cycle(plan: Plan) -> Result<(), Failure> {
+    let mut stream = TcpStream::connect(plan.addr).await.map_err(Failure::Connect)?;
+    if let Some(p) = plan.preface {
+        send_preface(&mut stream, p).await.map_err(|e| Failure::Io(format!("preface: {e}")))?;
+    }
+    let Some(msg) = plan.request else { return Ok(()) };
+    let _ = stream.set_nodelay(true);
+    let BufResult(res, _) = stream.write_all(msg).await;
+    res.map_err(|e| Failure::Io(format!("write failed: {e}")))?;
+    let BufResult(res, back) = stream.read_exact(Vec::with_capacity(msg.len()).slice(..msg.len())).await;
+    res.map_err(|e| Failure::Io(format!("read failed: {e}")))?;
+    if back.into_inner() == msg { Ok(()) } else { Err(Failure::Mismatch) }
+}
+
+struct Report {
+    addr: SocketAddr,
+    driver: String,
+    threads: usize,
+    concurrency: usize,
+    request: Option<usize>,
+    preface: bool,
+    duration_s: f64,
+    warmup_s: f64,
+    cycles: u64,
+    per_sec: f64,
+    p50_us: f64,
+    p99_us: f64,
+    p999_us: f64,
+    max_us: f64,
+    load_cpu_pct: Option<f64>,
+    errors: Errors,
+}
+
+impl Report {
+    fn json(&self) -> String {
+        let e = &self.errors;
+        let mut s = String::with_capacity(512);
+        let _ = write!(
+            s,
+            "{{\"mode\":\"connect\",\"addr\":\"{}\",\"driver\":\"{}\",\"threads\":{},\"concurrency\":{},\
+             \"request\":{},\"size\":{},\"preface\":{},\"duration_s\":{},\"warmup_s\":{},\"connects\":{},\
+             \"connects_per_sec\":{:.1},\"p50_us\":{:.1},\"p99_us\":{:.1},\"p999_us\":{:.1},\"max_us\":{:.1},\
+             \"load_cpu_pct\":{},\"errors\":{},\"connect_errors\":{},\"timeouts\":{},\"io_errors\":{},\
+             \"mismatches\":{}}}",
+            self.addr,
+            self.driver,
+            self.threads,
+            self.concurrency,
+            self.request.is_some(),
+            self.request.unwrap_or(0),
+            self.preface,
+            self.duration_s,
+            self.warmup_s,
+            self.cycles,
+            self.per_sec,
+            self.p50_us,
+            self.p99_us,
+            self.p999_us,
+            self.max_us,
+            crate::cpu::json(self.load_cpu_pct),
+            e.total(),
+            e.connect,
+            e.timeout,
+            e.io,
+            e.mismatch,
+        );
+        s
+    }
+
+    fn text(&self) -> String {
+        let e = &self.errors;
+        let what = match self.request {
+            Some(n) => format!("connect, {n} B request and its echo, close"),
+            None => "connect, close".into(),
+        };
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "connect {}: {} at a time on {} thread(s) ({} driver), each cycle: {what}{}; {} s measured after {} s warm-up",
+            self.addr,
+            self.concurrency,
+            self.threads,
+            self.driver,
+            if self.preface { " (after the preface)" } else { "" },
+            self.duration_s,
+            self.warmup_s
+        );
+        let _ = writeln!(s, "  cycles:     {} ({:.0} connections/s)", self.cycles, self.per_sec);
+        let _ = writeln!(
+            s,
+            "  latency:    p50 {:.1} us, p99 {:.1} us, p99.9 {:.1} us, max {:.1} us (one cycle)",
+            self.p50_us, self.p99_us, self.p999_us, self.max_us
+        );
+        s.push_str(&crate::cpu::text(self.load_cpu_pct));
+        let _ = writeln!(
+            s,
+            "  errors:     {} (connect {}, timeout {}, io {}, mismatch {})",
+            e.total(),
+            e.connect,
+            e.timeout,
+            e.io,
+            e.mismatch
+        );
+        s
+    }
+}
