@@ -34,9 +34,14 @@ impl Sample {
         Self { at: Instant::now(), cpu: process_time() }
     }
 
+    /// Wall-clock seconds since `earlier`.
+    pub(crate) fn seconds_since(&self, earlier: &Sample) -> f64 {
+        self.at.saturating_duration_since(earlier.at).as_secs_f64()
+    }
+
     /// CPU used since `earlier`, as a percentage of one core.
     pub(crate) fn pct_since(&self, earlier: &Sample) -> Option<f64> {
-        let wall = self.at.saturating_duration_since(earlier.at).as_secs_f64();
+        let wall = self.seconds_since(earlier);
         let cpu = self.cpu?.checked_sub(earlier.cpu?)?.as_secs_f64();
         (wall > 0.0).then(|| 100.0 * cpu / wall)
     }

@@ -42,6 +42,7 @@ use compio::net::TcpStream;
 use hdrhistogram::Histogram;
 
 use crate::echo::{driver_name, new_histogram, seconds, us};
+use crate::window::Window;
 
 /// Largest payload accepted (the broadcast example refuses frames > 16 MiB).
 const MAX_SIZE: usize = 16 * 1024 * 1024;
@@ -126,13 +127,6 @@ impl Errors {
     }
 }
 
-/// The time frame of the run, fixed by the publisher once every viewer is in.
-#[derive(Clone, Copy)]
-struct Window {
-    warm_end: Instant,
-    end: Instant,
-}
-
 /// Run parameters shared by every thread.
 #[derive(Clone, Copy)]
 struct Plan {
@@ -163,8 +157,9 @@ struct Sync {
     /// Viewers that connected, over all threads.
     viewers: AtomicUsize,
     /// The publisher sets the window (or leaves it `None` on failure), then
-    /// everybody meets here again.
+    /// everybody (the main thread too) meets here again.
     start: Barrier,
+    /// The time frame of the run, fixed by the publisher once every viewer is in.
     window: Mutex<Option<Window>>,
 }
 
@@ -254,7 +249,7 @@ pub fn run(args: FanoutArgs) -> Result<ExitCode, String> {
     let sync = Arc::new(Sync {
         connected: Barrier::new(threads + 1),
         viewers: AtomicUsize::new(0),
-        start: Barrier::new(threads + 1),
+        start: Barrier::new(threads + 2),
         window: Mutex::new(None),
     });
 
@@ -276,6 +271,11 @@ pub fn run(args: FanoutArgs) -> Result<ExitCode, String> {
             .spawn(move || publisher_thread(plan, &sync))
             .map_err(|e| format!("cannot spawn publisher thread: {e}"))?
     };
+
+    // The main thread only measures the generator's CPU use over the window.
+    sync.start.wait();
+    let window = *sync.window.lock().unwrap_or_else(|p| p.into_inner());
+    let load_cpu_pct = window.and_then(|w| w.cpu_pct());
 
     let mut hist = new_histogram();
     let (mut delivered, mut gaps, mut stale, mut connected) = (0u64, 0u64, 0u64, 0usize);
@@ -349,6 +349,7 @@ pub fn run(args: FanoutArgs) -> Result<ExitCode, String> {
         p99_us: us(hist.value_at_quantile(0.99)),
         p999_us: us(hist.value_at_quantile(0.999)),
         max_us: us(hist.max()),
+        load_cpu_pct,
         errors,
     };
     if args.json {
@@ -582,9 +583,7 @@ fn publisher_thread(plan: Plan, sync: &Sync) -> PubResult {
     };
     let stream = match ready {
         Ok(stream) => {
-            let start = Instant::now();
-            let warm_end = start + plan.warmup;
-            let window = Window { warm_end, end: warm_end + plan.duration };
+            let window = Window::new(Instant::now(), plan.warmup, plan.duration);
             *sync.window.lock().unwrap_or_else(|p| p.into_inner()) = Some(window);
             Some((stream, window))
         }
@@ -732,6 +731,7 @@ struct Report {
     p99_us: f64,
     p999_us: f64,
     max_us: f64,
+    load_cpu_pct: Option<f64>,
     errors: Errors,
 }
 
@@ -741,11 +741,11 @@ impl Report {
         let mut s = String::with_capacity(768);
         let _ = write!(
             s,
-            "{{\"viewer_addr\":\"{}\",\"pub_addr\":\"{}\",\"driver\":\"{}\",\"threads\":{},\"viewers\":{},\
+            "{{\"mode\":\"fanout\",\"viewer_addr\":\"{}\",\"pub_addr\":\"{}\",\"driver\":\"{}\",\"threads\":{},\"viewers\":{},\
              \"connected\":{},\"size\":{},\"duration_s\":{},\"warmup_s\":{},\"published\":{},\
              \"published_per_sec\":{:.1},\"delivered\":{},\"msgs_per_sec\":{:.1},\"mb_per_sec\":{:.3},\
              \"delivery_ratio\":{:.4},\"min_viewer_msgs\":{},\"max_viewer_msgs\":{},\"gaps\":{},\"stale\":{},\
-             \"p50_us\":{:.1},\"p99_us\":{:.1},\"p999_us\":{:.1},\"max_us\":{:.1},\"errors\":{},\
+             \"p50_us\":{:.1},\"p99_us\":{:.1},\"p999_us\":{:.1},\"max_us\":{:.1},\"load_cpu_pct\":{},\"errors\":{},\
              \"connect_errors\":{},\"io_errors\":{},\"closed\":{},\"mismatches\":{},\"reordered\":{},\
              \"panics\":{}}}",
             self.viewer_addr,
@@ -771,6 +771,7 @@ impl Report {
             self.p99_us,
             self.p999_us,
             self.max_us,
+            crate::cpu::json(self.load_cpu_pct),
             e.total(),
             e.connect,
             e.io,
@@ -821,6 +822,7 @@ impl Report {
              {} stale frames (earlier runs, flushes) skipped",
             self.gaps, self.stale
         );
+        s.push_str(&crate::cpu::text(self.load_cpu_pct));
         let _ = writeln!(
             s,
             "  errors:     {} (connect {}, io {}, closed {}, mismatch {}, reordered {}, panic {})",

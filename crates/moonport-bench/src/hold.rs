@@ -12,7 +12,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Args;
 use compio::BufResult;
@@ -65,7 +65,7 @@ pub fn run(args: HoldArgs) -> Result<ExitCode, String> {
 async fn hold(addr: SocketAddr, args: HoldArgs) -> Result<ExitCode, String> {
     let rss = |pid: Option<u32>| pid.and_then(resident_kib);
     let rss_before = rss(args.pid);
-    let started = Instant::now();
+    let started = crate::cpu::Sample::now();
     let mut streams = Vec::with_capacity(args.conns);
     let mut failures = 0usize;
     let mut first_failure = None;
@@ -78,7 +78,8 @@ async fn hold(addr: SocketAddr, args: HoldArgs) -> Result<ExitCode, String> {
         .await;
         streams.extend(opened.into_iter().map(|(_, s)| s));
     }
-    let connect_secs = started.elapsed().as_secs_f64();
+    let connected = crate::cpu::Sample::now();
+    let connect_secs = connected.seconds_since(&started);
     if streams.is_empty() {
         return Err(first_failure.unwrap_or_else(|| "no connection".into()));
     }
@@ -119,6 +120,7 @@ async fn hold(addr: SocketAddr, args: HoldArgs) -> Result<ExitCode, String> {
         failed: failures,
         connect_secs,
         connects_per_sec: opened as f64 / connect_secs,
+        load_cpu_pct: connected.pct_since(&started),
         rss_before_kib: rss_before,
         rss_held_kib: rss_held,
         rss_after_kib: rss_after,
@@ -163,6 +165,8 @@ struct Report {
     failed: usize,
     connect_secs: f64,
     connects_per_sec: f64,
+    /// The generator's CPU use while connecting (the rest is idle).
+    load_cpu_pct: Option<f64>,
     rss_before_kib: Option<u64>,
     rss_held_kib: Option<u64>,
     rss_after_kib: Option<u64>,
@@ -181,6 +185,7 @@ impl Report {
         let per = |v: Option<f64>| v.map_or_else(|| "n/a (no --pid)".into(), |v| format!("{v:.0} B"));
         format!(
             "hold {addr}: {} of {} connections open ({} failed) in {:.2} s ({:.0} connects/s)\n\
+             load gen: {}% of one core while connecting\n\
              server RSS: {} before, {} holding them idle, {} after one echo each\n\
              per connection: {} idle, {} after one echo\n\
              answered the final echo: {} of {}\n",
@@ -189,6 +194,7 @@ impl Report {
             self.failed,
             self.connect_secs,
             self.connects_per_sec,
+            self.load_cpu_pct.map_or_else(|| "?".into(), |p| format!("{p:.0}")),
             kib(self.rss_before_kib),
             kib(self.rss_held_kib),
             kib(self.rss_after_kib),
@@ -202,13 +208,14 @@ impl Report {
     fn json(&self) -> String {
         format!(
             "{{\"mode\":\"hold\",\"conns\":{},\"opened\":{},\"failed\":{},\"connect_secs\":{:.3},\
-             \"connects_per_sec\":{:.1},\"rss_before_kib\":{},\"rss_held_kib\":{},\"rss_after_kib\":{},\
+             \"connects_per_sec\":{:.1},\"load_cpu_pct\":{},\"rss_before_kib\":{},\"rss_held_kib\":{},\"rss_after_kib\":{},\
              \"idle_bytes_per_conn\":{},\"active_bytes_per_conn\":{},\"answered\":{}}}",
             self.conns,
             self.opened,
             self.failed,
             self.connect_secs,
             self.connects_per_sec,
+            crate::cpu::json(self.load_cpu_pct),
             opt(self.rss_before_kib),
             opt(self.rss_held_kib),
             opt(self.rss_after_kib),

@@ -184,10 +184,10 @@ pub fn run(args: RelayArgs) -> Result<ExitCode, String> {
     }
 
     shared.start.wait();
-    let start = Instant::now();
-    std::thread::sleep(warmup);
+    let window = crate::window::Window::new(Instant::now(), warmup, duration);
+    let from = crate::cpu::sample_at(window.warm_end);
     let before = shared.received.load(Ordering::SeqCst);
-    std::thread::sleep((start + warmup + duration).saturating_duration_since(Instant::now()));
+    let to = crate::cpu::sample_at(window.end);
     let after = shared.received.load(Ordering::SeqCst);
 
     let mut driver = None;
@@ -238,6 +238,7 @@ pub fn run(args: RelayArgs) -> Result<ExitCode, String> {
         mb_per_sec: bytes as f64 / 1e6 / secs,
         sent,
         received,
+        load_cpu_pct: to.pct_since(&from),
     };
     if args.json {
         println!("{}", report.json(e));
@@ -417,6 +418,7 @@ struct Report {
     mb_per_sec: f64,
     sent: u64,
     received: u64,
+    load_cpu_pct: Option<f64>,
 }
 
 impl Report {
@@ -424,9 +426,9 @@ impl Report {
         let mut s = String::with_capacity(512);
         let _ = write!(
             s,
-            "{{\"addr\":\"{}\",\"sink\":\"{}\",\"driver\":\"{}\",\"threads\":{},\"conns\":{},\"connected\":{},\
+            "{{\"mode\":\"relay\",\"addr\":\"{}\",\"sink\":\"{}\",\"driver\":\"{}\",\"threads\":{},\"conns\":{},\"connected\":{},\
              \"chunk\":{},\"duration_s\":{},\"warmup_s\":{},\"bytes\":{},\"mb_per_sec\":{:.3},\"sent\":{},\
-             \"received\":{},\"errors\":{},\"connect_errors\":{},\"io_errors\":{},\"timeouts\":{},\
+             \"received\":{},\"load_cpu_pct\":{},\"errors\":{},\"connect_errors\":{},\"io_errors\":{},\"timeouts\":{},\
              \"unfinished\":{},\"mismatches\":{}}}",
             self.addr,
             self.sink,
@@ -441,6 +443,7 @@ impl Report {
             self.mb_per_sec,
             self.sent,
             self.received,
+            crate::cpu::json(self.load_cpu_pct),
             e.total(),
             Errors::get(&e.connect),
             Errors::get(&e.io),
@@ -473,6 +476,7 @@ impl Report {
             self.mb_per_sec, self.bytes
         );
         let _ = writeln!(s, "  totals:     {} bytes sent, {} received by the sink", self.sent, self.received);
+        s.push_str(&crate::cpu::text(self.load_cpu_pct));
         let _ = writeln!(
             s,
             "  errors:     {} (connect {}, io {}, timeout {}, unfinished {}, mismatch {})",

@@ -2,12 +2,20 @@
 //!
 //! `--concurrency` tasks (split over `--threads` runtimes) each loop: open a
 //! connection, optionally (`--request`) send one `--size`-byte message and
-//! read its echo, then close, and again, until the run ends. Reports
-//! completed connections per second and the latency of each cycle (connect,
-//! plus the round trip with `--request`) in an HDR histogram. The client
-//! closes first, so its side holds the TIME_WAIT state; Linux reuses those
-//! ports for new loopback connections (`net.ipv4.tcp_tw_reuse`, default 2),
-//! so a storm does not run out of ephemeral ports.
+//! read its echo, then half-close and wait until the server closes too, and
+//! again, until the run ends. Reports completed cycles per second and the
+//! latency of each cycle in an HDR histogram.
+//!
+//! Waiting for the server's close is what makes a cycle cost the server
+//! something: a connect completes when the kernel answers the SYN, before
+//! the server has accepted anything, so a client that merely connected and
+//! closed would fill the listen queue faster than any server accepts, and
+//! then stall for a second on every dropped SYN. This way each cycle ends
+//! only once the server has accepted the connection, seen its end and
+//! closed it. The client still closes first, so its side holds the
+//! TIME_WAIT state; Linux reuses those ports for new loopback connections
+//! (`net.ipv4.tcp_tw_reuse`, default 2), so a storm does not run out of
+//! ephemeral ports.
 //!
 //! A failed cycle is counted by kind and the task pauses briefly before the
 //! next, so a refusing server is not spun against. Bounded in time (every
@@ -25,7 +33,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use compio::BufResult;
 use compio::buf::{IntoInner, IoBuf};
-use compio::io::{AsyncReadExt, AsyncWriteExt};
+use compio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use compio::net::TcpStream;
 use hdrhistogram::Histogram;
 
@@ -49,7 +57,7 @@ pub struct ConnectArgs {
     #[arg(long, default_value_t = 50)]
     concurrency: usize,
     /// Send one message on every connection and wait for its echo before
-    /// closing (without it: connect, then close at once).
+    /// closing (without it: connect, then close).
     #[arg(long)]
     request: bool,
     /// Size of that message in bytes.
@@ -279,19 +287,36 @@ async fn storm(plan: Plan, window: Window, shared: &Shared) {
     }
 }
 
-/// Connect, preface, request, close (dropping the stream closes it).
+/// Connect, preface, request, half-close, wait for the server's close
+/// (dropping the stream then closes it).
 async fn cycle(plan: Plan) -> Result<(), Failure> {
     let mut stream = TcpStream::connect(plan.addr).await.map_err(Failure::Connect)?;
     if let Some(p) = plan.preface {
         send_preface(&mut stream, p).await.map_err(|e| Failure::Io(format!("preface: {e}")))?;
     }
-    let Some(msg) = plan.request else { return Ok(()) };
-    let _ = stream.set_nodelay(true);
-    let BufResult(res, _) = stream.write_all(msg).await;
-    res.map_err(|e| Failure::Io(format!("write failed: {e}")))?;
-    let BufResult(res, back) = stream.read_exact(Vec::with_capacity(msg.len()).slice(..msg.len())).await;
-    res.map_err(|e| Failure::Io(format!("read failed: {e}")))?;
-    if back.into_inner() == msg { Ok(()) } else { Err(Failure::Mismatch) }
+    if let Some(msg) = plan.request {
+        let _ = stream.set_nodelay(true);
+        let BufResult(res, _) = stream.write_all(msg).await;
+        res.map_err(|e| Failure::Io(format!("write failed: {e}")))?;
+        let BufResult(res, back) = stream.read_exact(Vec::with_capacity(msg.len()).slice(..msg.len())).await;
+        res.map_err(|e| Failure::Io(format!("read failed: {e}")))?;
+        if back.into_inner() != msg {
+            return Err(Failure::Mismatch);
+        }
+    }
+    stream.shutdown().await.map_err(|e| Failure::Io(format!("shutdown failed: {e}")))?;
+    // Whatever the server still says (nothing, for an echo) until it closes.
+    let mut buf = Vec::with_capacity(512);
+    loop {
+        buf.clear();
+        let BufResult(res, b) = stream.read(buf).await;
+        buf = b;
+        match res {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e) => return Err(Failure::Io(format!("read until close failed: {e}"))),
+        }
+    }
 }
 
 struct Report {
@@ -352,8 +377,8 @@ impl Report {
     fn text(&self) -> String {
         let e = &self.errors;
         let what = match self.request {
-            Some(n) => format!("connect, {n} B request and its echo, close"),
-            None => "connect, close".into(),
+            Some(n) => format!("connect, {n} B request and its echo, close, the server's close"),
+            None => "connect, close, the server's close".into(),
         };
         let mut s = String::new();
         let _ = writeln!(
