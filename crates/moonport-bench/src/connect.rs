@@ -53,10 +53,27 @@ pub(crate) async fn connect_all(
     streams
 }
 
-/// `--preface` and `--preface-until`, flattened into every mode that can
-/// drive a server which wants a request first.
+/// The server under test: `--addr`, and `--preface` for servers that want a
+/// request first; flattened into the modes that drive an echo server.
 #[derive(Args, Debug, Clone)]
-pub struct PrefaceArgs {
+pub struct TargetArgs {
+    /// Target echo server; must be a loopback address (127.0.0.0/8 or ::1).
+    #[arg(long)]
+    addr: String,
+    #[command(flatten)]
+    preface: PrefaceArgs,
+}
+
+impl TargetArgs {
+    /// The checked address, and the preface (leaked so that every
+    /// connection task can borrow it for the rest of the process).
+    pub(crate) fn resolve(self) -> Result<(SocketAddr, Option<&'static Preface>), String> {
+        Ok((crate::target::resolve_loopback(&self.addr)?, self.preface.leak()))
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+struct PrefaceArgs {
     /// Bytes sent once on every connection before the measured traffic, e.g.
     /// 'GET / HTTP/1.1\r\nHost: x\r\n\r\n' for nginx-lua's raw socket.
     /// Escapes: \r \n \t \\ \xHH.
@@ -69,9 +86,7 @@ pub struct PrefaceArgs {
 }
 
 impl PrefaceArgs {
-    /// The preface, leaked so that every connection task can borrow it for
-    /// the rest of the process.
-    pub(crate) fn leak(self) -> Option<&'static Preface> {
+    fn leak(self) -> Option<&'static Preface> {
         let send = self.preface?.0;
         Some(Box::leak(Box::new(Preface { send, until: self.preface_until.map(|u| u.0) })))
     }

@@ -20,7 +20,6 @@
 //! and only loopback targets are accepted (see [`crate::target`]).
 
 use std::cell::{Cell, RefCell};
-use std::fmt::Write as _;
 use std::io;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -28,7 +27,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::connect::{Preface, PrefaceArgs, connect_ready};
+use crate::connect::{Preface, TargetArgs, connect_ready};
+use crate::report::{Header, Latency, Notes, RunArgs, check_connected, counters};
 use crate::window::{Gate, Window};
 use clap::Args;
 use compio::BufResult;
@@ -46,39 +46,23 @@ const MAX_SECONDS: f64 = 3600.0;
 const MAX_SIZE: usize = 16 * 1024 * 1024;
 /// Highest latency the histogram tracks (larger values are clamped).
 const HIST_MAX_NS: u64 = 60_000_000_000;
-/// How many error messages each thread keeps to show the user.
-const MAX_ERROR_SAMPLES: usize = 5;
 
 #[derive(Args, Debug)]
 pub struct EchoArgs {
-    /// Target echo server; must be a loopback address (127.0.0.0/8 or ::1).
-    #[arg(long)]
-    addr: String,
+    #[command(flatten)]
+    target: TargetArgs,
     /// Number of concurrent connections.
     #[arg(long, default_value_t = 100)]
     conns: usize,
     /// Message size in bytes.
     #[arg(long, default_value_t = 64)]
     size: usize,
-    /// Measurement duration in seconds (after warm-up).
-    #[arg(long, default_value_t = 5.0)]
-    duration: f64,
-    /// Warm-up in seconds: traffic flows but is not measured.
-    #[arg(long, default_value_t = 1.0)]
-    warmup: f64,
-    /// Number of load-generator threads, each with its own runtime
-    /// (default: number of cores).
-    #[arg(long)]
-    threads: Option<usize>,
     /// Messages in flight per connection: each round trip writes this many
     /// messages at once and waits for all of them (1: plain ping-pong).
     #[arg(long, default_value_t = 1)]
     pipeline: usize,
-    /// Print one JSON line with the results instead of the text report.
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
-    preface: PrefaceArgs,
+    run: RunArgs,
     /// Speak WebSocket: upgrade each connection first, then send each
     /// message as one binary frame (masked with an all-zero key, so the
     /// generator spends nothing on masking) and expect it echoed as one.
@@ -86,53 +70,30 @@ pub struct EchoArgs {
     ws: bool,
 }
 
-/// Error counters, per thread and then summed.
-#[derive(Debug, Default, Clone, Copy)]
-struct Errors {
-    /// Connection attempts that failed or timed out.
-    connect: u64,
-    /// Read/write failures on an established connection.
-    io: u64,
-    /// Server closed the connection in the middle of the run.
-    closed: u64,
-    /// Echoed bytes differed from what was sent.
-    mismatch: u64,
-    /// Connections still stuck in a round trip after the grace period.
-    timeout: u64,
-    /// Connection tasks that panicked.
-    panic: u64,
-}
-
-impl Errors {
-    fn total(&self) -> u64 {
-        self.connect + self.io + self.closed + self.mismatch + self.timeout + self.panic
+counters!(
+    /// Error counters, per thread and then summed.
+    Errors {
+        /// Connection attempts that failed or timed out.
+        connect => "connect_errors",
+        /// Read/write failures on an established connection.
+        io => "io_errors",
+        /// Server closed the connection in the middle of the run.
+        closed => "closed",
+        /// Echoed bytes differed from what was sent.
+        mismatch => "mismatches",
+        /// Connections still stuck in a round trip after the grace period.
+        timeout => "timeouts",
+        /// Connection tasks that panicked.
+        panic => "panics",
     }
-
-    fn add(&mut self, o: &Errors) {
-        self.connect += o.connect;
-        self.io += o.io;
-        self.closed += o.closed;
-        self.mismatch += o.mismatch;
-        self.timeout += o.timeout;
-        self.panic += o.panic;
-    }
-}
+);
 
 /// State shared by the connection tasks of one thread (single-threaded).
 struct Shared {
     hist: RefCell<Histogram<u64>>,
     messages: Cell<u64>,
     errors: RefCell<Errors>,
-    samples: RefCell<Vec<String>>,
-}
-
-impl Shared {
-    fn note(&self, msg: String) {
-        let mut s = self.samples.borrow_mut();
-        if s.len() < MAX_ERROR_SAMPLES {
-            s.push(msg);
-        }
-    }
+    notes: Notes,
 }
 
 /// What one thread hands back.
@@ -157,7 +118,7 @@ struct Plan {
 }
 
 pub fn run(args: EchoArgs) -> Result<ExitCode, String> {
-    let addr = crate::target::resolve_loopback(&args.addr)?;
+    let (addr, preface) = args.target.resolve()?;
     if args.conns == 0 {
         return Err("--conns must be at least 1".into());
     }
@@ -167,11 +128,10 @@ pub fn run(args: EchoArgs) -> Result<ExitCode, String> {
     if args.pipeline == 0 || args.pipeline.saturating_mul(args.size) > MAX_SIZE {
         return Err(format!("--pipeline must be at least 1, and --pipeline x --size at most {MAX_SIZE} bytes"));
     }
-    let duration = seconds("--duration", args.duration, false)?;
-    let warmup = seconds("--warmup", args.warmup, true)?;
-    let threads = args.threads.unwrap_or_else(crate::default_threads).clamp(1, args.conns);
+    let (warmup, duration) = args.run.times()?;
+    let threads = args.run.threads(args.conns);
 
-    let plan = Plan { addr, size: args.size, pipeline: args.pipeline, ws: args.ws, preface: args.preface.leak() };
+    let plan = Plan { addr, size: args.size, pipeline: args.pipeline, ws: args.ws, preface };
     // Every thread connects first; the clock starts once all have connected.
     let gate = Arc::new(Gate::new(threads));
     let mut handles = Vec::with_capacity(threads);
@@ -203,45 +163,25 @@ pub fn run(args: EchoArgs) -> Result<ExitCode, String> {
         samples.extend(r.samples);
     }
 
-    if connected == 0 {
-        return Err(format!(
-            "could not connect to {addr}: {}",
-            samples.first().map(String::as_str).unwrap_or("no connection")
-        ));
-    }
-    for s in samples.iter().take(MAX_ERROR_SAMPLES) {
-        eprintln!("moonport-bench echo: {s}");
-    }
-
-    let secs = duration.as_secs_f64();
+    let head = Header::new("echo", addr, driver, threads, (warmup, duration));
+    check_connected(&head, connected, &samples)?;
+    let secs = head.duration_s;
     let report = Report {
-        addr,
-        driver: driver.map_or_else(|| "unknown".into(), driver_name),
-        threads,
+        head,
         conns: args.conns,
         connected,
         size: args.size,
         pipeline: args.pipeline,
         ws: args.ws,
-        duration_s: secs,
-        warmup_s: warmup.as_secs_f64(),
         messages,
         msgs_per_sec: messages as f64 / secs,
         mb_per_sec: (messages as f64 * args.size as f64) / 1e6 / secs,
-        p50_us: us(hist.value_at_quantile(0.50)),
-        p99_us: us(hist.value_at_quantile(0.99)),
-        p999_us: us(hist.value_at_quantile(0.999)),
-        max_us: us(hist.max()),
+        latency: Latency::of(&hist),
         mean_us: hist.mean() / 1000.0,
         load_cpu_pct,
         errors,
     };
-    if args.json {
-        println!("{}", report.json());
-    } else {
-        print!("{}", report.text());
-    }
-    Ok(if errors.total() > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
+    Ok(crate::report::print(&args.run, &report))
 }
 
 pub(crate) fn seconds(name: &str, v: f64, zero_ok: bool) -> Result<Duration, String> {
@@ -265,10 +205,6 @@ pub(crate) fn driver_name(d: compio::driver::DriverType) -> String {
     }
 }
 
-pub(crate) fn us(ns: u64) -> f64 {
-    ns as f64 / 1000.0
-}
-
 /// Body of one load thread: connect its share, wait for the others, run.
 fn load_thread(
     plan: Plan,
@@ -281,13 +217,13 @@ fn load_thread(
         hist: RefCell::new(new_histogram()),
         messages: Cell::new(0),
         errors: RefCell::new(Errors::default()),
-        samples: RefCell::new(Vec::new()),
+        notes: Notes::default(),
     });
     let rt = compio::runtime::Runtime::new();
     let streams = match &rt {
         Ok(rt) => rt.block_on(connect_ready(plan.addr, &ids, plan.preface, |failure| {
             shared.errors.borrow_mut().connect += 1;
-            shared.note(failure);
+            shared.notes.note(failure);
         })),
         Err(_) => Vec::new(),
     };
@@ -305,14 +241,16 @@ fn load_thread(
                 let run = ping_pong(stream, id, plan, window, &shared);
                 if compio::time::timeout_at(window.end + GRACE, run).await.is_err() {
                     shared.errors.borrow_mut().timeout += 1;
-                    shared.note(format!("conn {id}: no echo within {GRACE:?} after the end of the run; abandoned"));
+                    shared
+                        .notes
+                        .note(format!("conn {id}: no echo within {GRACE:?} after the end of the run; abandoned"));
                 }
             }));
         }
         for task in tasks {
             if task.await.is_err() {
                 shared.errors.borrow_mut().panic += 1;
-                shared.note("a connection task panicked".into());
+                shared.notes.note("a connection task panicked".into());
             }
         }
     });
@@ -324,7 +262,7 @@ fn load_thread(
         messages: shared.messages.get(),
         connected,
         errors: shared.errors.into_inner(),
-        samples: shared.samples.into_inner(),
+        samples: shared.notes.take(),
     })
 }
 
@@ -439,7 +377,7 @@ async fn ping_pong(mut stream: TcpStream, id: usize, plan: Plan, window: Window,
             let mut errs = shared.errors.borrow_mut();
             errs.mismatch += 1;
             if errs.mismatch == 1 {
-                shared.note(format!("conn {id}: echoed bytes differ from what was sent (messages from #{seq})"));
+                shared.notes.note(format!("conn {id}: echoed bytes differ from what was sent (messages from #{seq})"));
             }
         } else if t0 >= window.warm_end {
             let ns = u64::try_from((t1 - t0).as_nanos()).unwrap_or(u64::MAX);
@@ -455,115 +393,75 @@ fn io_failure(shared: &Shared, id: usize, what: &str, e: &io::Error) {
     if e.kind() == io::ErrorKind::UnexpectedEof {
         errs.closed += 1;
         drop(errs);
-        shared.note(format!("conn {id}: server closed the connection during {what}"));
+        shared.notes.note(format!("conn {id}: server closed the connection during {what}"));
     } else {
         errs.io += 1;
         drop(errs);
-        shared.note(format!("conn {id}: {what} failed: {e}"));
+        shared.notes.note(format!("conn {id}: {what} failed: {e}"));
     }
 }
 
 /// Final figures of a run.
 struct Report {
-    addr: SocketAddr,
-    driver: String,
-    threads: usize,
+    head: Header,
     conns: usize,
     connected: usize,
     size: usize,
     pipeline: usize,
     ws: bool,
-    duration_s: f64,
-    warmup_s: f64,
     messages: u64,
     msgs_per_sec: f64,
     mb_per_sec: f64,
-    p50_us: f64,
-    p99_us: f64,
-    p999_us: f64,
-    max_us: f64,
+    latency: Latency,
     mean_us: f64,
     load_cpu_pct: Option<f64>,
     errors: Errors,
 }
 
-impl Report {
+impl crate::report::Report for Report {
     fn json(&self) -> String {
-        let e = &self.errors;
-        let mut s = String::with_capacity(512);
-        let _ = write!(
-            s,
-            "{{\"mode\":\"echo\",\"addr\":\"{}\",\"driver\":\"{}\",\"threads\":{},\"conns\":{},\"connected\":{},\
-             \"size\":{},\"pipeline\":{},\"ws\":{},\"duration_s\":{},\"warmup_s\":{},\"messages\":{},\"msgs_per_sec\":{:.1},\
-             \"mb_per_sec\":{:.3},\"p50_us\":{:.1},\"p99_us\":{:.1},\"p999_us\":{:.1},\
-             \"max_us\":{:.1},\"mean_us\":{:.1},\"load_cpu_pct\":{},\"errors\":{},\"connect_errors\":{},\
-             \"io_errors\":{},\"closed\":{},\"mismatches\":{},\"timeouts\":{},\"panics\":{}}}",
-            self.addr,
-            self.driver,
-            self.threads,
+        format!(
+            "{{{},\"conns\":{},\"connected\":{},\"size\":{},\"pipeline\":{},\"ws\":{},\"messages\":{},\
+             \"msgs_per_sec\":{:.1},\"mb_per_sec\":{:.3},{},\"mean_us\":{:.1},\"load_cpu_pct\":{},{}}}",
+            self.head.json(),
             self.conns,
             self.connected,
             self.size,
             self.pipeline,
             self.ws,
-            self.duration_s,
-            self.warmup_s,
             self.messages,
             self.msgs_per_sec,
             self.mb_per_sec,
-            self.p50_us,
-            self.p99_us,
-            self.p999_us,
-            self.max_us,
+            self.latency.json(),
             self.mean_us,
             crate::cpu::json(self.load_cpu_pct),
-            e.total(),
-            e.connect,
-            e.io,
-            e.closed,
-            e.mismatch,
-            e.timeout,
-            e.panic,
-        );
-        s
+            self.errors.json(),
+        )
     }
 
     fn text(&self) -> String {
-        let e = &self.errors;
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "echo {}: {} conns ({} connected) on {} thread(s) ({} driver), {} B messages{}, {} s measured after {} s warm-up",
-            self.addr,
-            self.conns,
-            self.connected,
-            self.threads,
-            self.driver,
-            self.size,
-            if self.pipeline > 1 { format!(", {} in flight per connection", self.pipeline) } else { String::new() },
-            self.duration_s,
-            self.warmup_s
-        );
-        let _ = writeln!(s, "  messages:   {} ({:.0} msg/s)", self.messages, self.msgs_per_sec);
-        let _ =
-            writeln!(s, "  throughput: {:.2} MB/s (payload echoed, each direction, 1 MB = 10^6 B)", self.mb_per_sec);
-        let _ = writeln!(
-            s,
-            "  latency:    p50 {:.1} us, p99 {:.1} us, p99.9 {:.1} us, max {:.1} us (mean {:.1} us)",
-            self.p50_us, self.p99_us, self.p999_us, self.max_us, self.mean_us
-        );
-        s.push_str(&crate::cpu::text(self.load_cpu_pct));
-        let _ = writeln!(
-            s,
-            "  errors:     {} (connect {}, io {}, closed {}, mismatch {}, timeout {}, panic {})",
-            e.total(),
-            e.connect,
-            e.io,
-            e.closed,
-            e.mismatch,
-            e.timeout,
-            e.panic
-        );
-        s
+        let pipeline =
+            if self.pipeline > 1 { format!(", {} in flight per connection", self.pipeline) } else { String::new() };
+        let ws = if self.ws { " over WebSocket" } else { "" };
+        let what =
+            format!("{} conns ({} connected), {} B messages{pipeline}{ws}", self.conns, self.connected, self.size);
+        format!(
+            "{}\
+             \x20 messages:   {} ({:.0} msg/s)\n\
+             \x20 throughput: {:.2} MB/s (payload echoed, each direction, 1 MB = 10^6 B)\n\
+             \x20 latency:    {} (mean {:.1} us)\n{}{}",
+            self.head.text(&what),
+            self.messages,
+            self.msgs_per_sec,
+            self.mb_per_sec,
+            self.latency.text(),
+            self.mean_us,
+            crate::cpu::text(self.load_cpu_pct),
+            self.errors.text(),
+        )
+    }
+
+    fn errors(&self) -> u64 {
+        self.errors.total()
     }
 }

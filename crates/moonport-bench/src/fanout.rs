@@ -41,7 +41,8 @@ use compio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use compio::net::TcpStream;
 use hdrhistogram::Histogram;
 
-use crate::echo::{driver_name, new_histogram, seconds, us};
+use crate::echo::{driver_name, new_histogram, seconds};
+use crate::report::{Latency, Notes, RunArgs};
 use crate::window::Window;
 
 /// Largest payload accepted (the broadcast example refuses frames > 16 MiB).
@@ -57,8 +58,6 @@ const BATCH_BYTES: usize = 64 * 1024;
 const PURGE_TAG: u64 = 0;
 /// Pause between viewer-count queries while waiting for the viewers.
 const POLL: Duration = Duration::from_millis(20);
-/// How many error messages each thread keeps to show the user.
-const MAX_ERROR_SAMPLES: usize = 5;
 
 #[derive(Args, Debug)]
 pub struct FanoutArgs {
@@ -74,25 +73,15 @@ pub struct FanoutArgs {
     /// Payload bytes per message (the 4-byte length prefix comes on top).
     #[arg(long, default_value_t = 1024)]
     size: usize,
-    /// Measurement duration in seconds (after warm-up).
-    #[arg(long, default_value_t = 5.0)]
-    duration: f64,
-    /// Warm-up in seconds: messages flow but are not counted.
-    #[arg(long, default_value_t = 1.0)]
-    warmup: f64,
     /// How long to wait for the server to report every viewer, in seconds.
     #[arg(long, default_value_t = 30.0)]
     ready_timeout: f64,
     /// Bytes each viewer read asks for.
     #[arg(long, default_value_t = 64 * 1024)]
     read_buffer: usize,
-    /// Number of viewer threads, each with its own runtime (default: number
-    /// of cores). The publisher has a thread of its own.
-    #[arg(long)]
-    threads: Option<usize>,
-    /// Print one JSON line with the results instead of the text report.
-    #[arg(long)]
-    json: bool,
+    /// `--threads` are the viewers' threads; the publisher has one more.
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 /// Error counters, per thread and then summed.
@@ -171,7 +160,7 @@ struct Shared {
     stale: Cell<u64>,
     per_viewer: RefCell<Vec<u64>>,
     errors: RefCell<Errors>,
-    samples: RefCell<Vec<String>>,
+    notes: Notes,
 }
 
 impl Shared {
@@ -183,14 +172,7 @@ impl Shared {
             stale: Cell::new(0),
             per_viewer: RefCell::new(Vec::new()),
             errors: RefCell::new(Errors::default()),
-            samples: RefCell::new(Vec::new()),
-        }
-    }
-
-    fn note(&self, msg: String) {
-        let mut s = self.samples.borrow_mut();
-        if s.len() < MAX_ERROR_SAMPLES {
-            s.push(msg);
+            notes: Notes::default(),
         }
     }
 }
@@ -230,10 +212,9 @@ pub fn run(args: FanoutArgs) -> Result<ExitCode, String> {
     if !(512..=MAX_SIZE).contains(&args.read_buffer) {
         return Err(format!("--read-buffer must be between 512 and {MAX_SIZE} bytes"));
     }
-    let duration = seconds("--duration", args.duration, false)?;
-    let warmup = seconds("--warmup", args.warmup, true)?;
+    let (warmup, duration) = args.run.times()?;
     let ready_timeout = seconds("--ready-timeout", args.ready_timeout, false)?;
-    let threads = args.threads.unwrap_or_else(crate::default_threads).clamp(1, args.viewers);
+    let threads = args.run.threads(args.viewers);
 
     let plan = Plan {
         viewer_addr,
@@ -314,14 +295,10 @@ pub fn run(args: FanoutArgs) -> Result<ExitCode, String> {
         ));
     }
     if let Some(why) = p.failure {
-        for s in samples.iter().take(MAX_ERROR_SAMPLES) {
-            eprintln!("moonport-bench fanout: {s}");
-        }
+        crate::report::show("fanout", &samples);
         return Err(why);
     }
-    for s in samples.iter().take(MAX_ERROR_SAMPLES) {
-        eprintln!("moonport-bench fanout: {s}");
-    }
+    crate::report::show("fanout", &samples);
 
     let secs = duration.as_secs_f64();
     let expected = p.published as f64 * connected as f64;
@@ -345,19 +322,11 @@ pub fn run(args: FanoutArgs) -> Result<ExitCode, String> {
         max_viewer: per_viewer.iter().copied().max().unwrap_or(0),
         gaps,
         stale,
-        p50_us: us(hist.value_at_quantile(0.50)),
-        p99_us: us(hist.value_at_quantile(0.99)),
-        p999_us: us(hist.value_at_quantile(0.999)),
-        max_us: us(hist.max()),
+        lag: Latency::of(&hist),
         load_cpu_pct,
         errors,
     };
-    if args.json {
-        println!("{}", report.json());
-    } else {
-        print!("{}", report.text());
-    }
-    Ok(if errors.total() > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
+    Ok(crate::report::print(&args.run, &report))
 }
 
 /// A tag that another run (earlier, or of another process) is unlikely to use.
@@ -376,7 +345,7 @@ fn viewer_thread(plan: Plan, ids: Vec<usize>, sync: &Sync) -> Result<ViewerResul
     let streams = match &rt {
         Ok(rt) => rt.block_on(connect_all(plan.viewer_addr, &ids, "viewer", false, |failure| {
             shared.errors.borrow_mut().connect += 1;
-            shared.note(failure);
+            shared.notes.note(failure);
         })),
         Err(_) => Vec::new(),
     };
@@ -402,7 +371,7 @@ fn viewer_thread(plan: Plan, ids: Vec<usize>, sync: &Sync) -> Result<ViewerResul
             for task in tasks {
                 if task.await.is_err() {
                     shared.errors.borrow_mut().panic += 1;
-                    shared.note("a viewer task panicked".into());
+                    shared.notes.note("a viewer task panicked".into());
                 }
             }
         });
@@ -418,7 +387,7 @@ fn viewer_thread(plan: Plan, ids: Vec<usize>, sync: &Sync) -> Result<ViewerResul
         per_viewer: shared.per_viewer.into_inner(),
         connected,
         errors: shared.errors.into_inner(),
-        samples: shared.samples.into_inner(),
+        samples: shared.notes.take(),
     })
 }
 
@@ -510,13 +479,13 @@ async fn view(mut stream: TcpStream, id: usize, plan: Plan, window: Window, coun
         match res {
             Ok(0) => {
                 shared.errors.borrow_mut().closed += 1;
-                shared.note(format!("viewer {id}: server closed the connection during the run"));
+                shared.notes.note(format!("viewer {id}: server closed the connection during the run"));
                 return;
             }
             Ok(_) => {}
             Err(e) => {
                 shared.errors.borrow_mut().io += 1;
-                shared.note(format!("viewer {id}: read failed: {e}"));
+                shared.notes.note(format!("viewer {id}: read failed: {e}"));
                 return;
             }
         }
@@ -534,7 +503,7 @@ async fn view(mut stream: TcpStream, id: usize, plan: Plan, window: Window, coun
                 errs.mismatch += 1;
                 if errs.mismatch == 1 {
                     drop(errs);
-                    shared.note(format!(
+                    shared.notes.note(format!(
                         "viewer {id}: bad frame ({} B, seq {}, tail seq {:?}; expected {} B with equal seqs)",
                         f.len, f.seq, f.tail_seq, plan.size
                     ));
@@ -546,7 +515,7 @@ async fn view(mut stream: TcpStream, id: usize, plan: Plan, window: Window, coun
                 errs.reorder += 1;
                 if errs.reorder == 1 {
                     drop(errs);
-                    shared.note(format!("viewer {id}: message #{} after #{}", f.seq, next_seq - 1));
+                    shared.notes.note(format!("viewer {id}: message #{} after #{}", f.seq, next_seq - 1));
                 }
                 return;
             }
@@ -560,7 +529,7 @@ async fn view(mut stream: TcpStream, id: usize, plan: Plan, window: Window, coun
         });
         if let Err(e) = fed {
             shared.errors.borrow_mut().mismatch += 1;
-            shared.note(format!("viewer {id}: {e}; giving up on this viewer"));
+            shared.notes.note(format!("viewer {id}: {e}; giving up on this viewer"));
             return;
         }
     }
@@ -727,15 +696,17 @@ struct Report {
     max_viewer: u64,
     gaps: u64,
     stale: u64,
-    p50_us: f64,
-    p99_us: f64,
-    p999_us: f64,
-    max_us: f64,
+    /// Publisher send to viewer receipt.
+    lag: Latency,
     load_cpu_pct: Option<f64>,
     errors: Errors,
 }
 
-impl Report {
+impl crate::report::Report for Report {
+    fn errors(&self) -> u64 {
+        self.errors.total()
+    }
+
     fn json(&self) -> String {
         let e = &self.errors;
         let mut s = String::with_capacity(768);
@@ -745,7 +716,7 @@ impl Report {
              \"connected\":{},\"size\":{},\"duration_s\":{},\"warmup_s\":{},\"published\":{},\
              \"published_per_sec\":{:.1},\"delivered\":{},\"msgs_per_sec\":{:.1},\"mb_per_sec\":{:.3},\
              \"delivery_ratio\":{:.4},\"min_viewer_msgs\":{},\"max_viewer_msgs\":{},\"gaps\":{},\"stale\":{},\
-             \"p50_us\":{:.1},\"p99_us\":{:.1},\"p999_us\":{:.1},\"max_us\":{:.1},\"load_cpu_pct\":{},\"errors\":{},\
+             {},\"load_cpu_pct\":{},\"errors\":{},\
              \"connect_errors\":{},\"io_errors\":{},\"closed\":{},\"mismatches\":{},\"reordered\":{},\
              \"panics\":{}}}",
             self.viewer_addr,
@@ -767,10 +738,7 @@ impl Report {
             self.max_viewer,
             self.gaps,
             self.stale,
-            self.p50_us,
-            self.p99_us,
-            self.p999_us,
-            self.max_us,
+            self.lag.json(),
             crate::cpu::json(self.load_cpu_pct),
             e.total(),
             e.connect,
@@ -811,11 +779,7 @@ impl Report {
             "              per viewer: min {}, max {}; delivered / (published x viewers) = {:.3}",
             self.min_viewer, self.max_viewer, self.delivery_ratio
         );
-        let _ = writeln!(
-            s,
-            "  lag:        p50 {:.1} us, p99 {:.1} us, p99.9 {:.1} us, max {:.1} us (publisher send -> viewer receipt)",
-            self.p50_us, self.p99_us, self.p999_us, self.max_us
-        );
+        let _ = writeln!(s, "  lag:        {} (publisher send -> viewer receipt)", self.lag.text());
         let _ = writeln!(
             s,
             "  gaps:       {} messages missed by viewers (dropped by the server's queue policy); \

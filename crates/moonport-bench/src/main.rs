@@ -28,6 +28,7 @@ mod echo;
 mod fanout;
 mod hold;
 mod relay;
+mod report;
 mod serve;
 mod serve_tokio;
 mod storm;

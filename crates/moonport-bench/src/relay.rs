@@ -25,7 +25,7 @@ use std::net::SocketAddr;
 use std::pin::pin;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use crate::connect::{CONNECT_TIMEOUT, connect_all};
@@ -36,7 +36,8 @@ use compio::net::{TcpListener, TcpStream};
 use futures_util::future::{Either, select};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::echo::{driver_name, seconds};
+use crate::echo::driver_name;
+use crate::report::{RunArgs, SharedNotes};
 
 /// After the end of the run: how long the clients' writes may still be stuck,
 /// and then how long the sink may wait for every end of stream.
@@ -49,8 +50,6 @@ const SINK_BUF: usize = 256 * 1024;
 const SINK_BACKLOG: i32 = 1024;
 /// How long to wait for the sink port to be free (see [`bind_sink`]).
 const SINK_BIND_WAIT: Duration = Duration::from_secs(5);
-/// How many error messages are kept to show the user.
-const MAX_ERROR_SAMPLES: usize = 5;
 
 #[derive(Args, Debug)]
 pub struct RelayArgs {
@@ -67,19 +66,9 @@ pub struct RelayArgs {
     /// Bytes per client write.
     #[arg(long, default_value_t = 64 * 1024)]
     chunk: usize,
-    /// Measurement duration in seconds (after warm-up).
-    #[arg(long, default_value_t = 5.0)]
-    duration: f64,
-    /// Warm-up in seconds: bytes flow but are not counted.
-    #[arg(long, default_value_t = 1.0)]
-    warmup: f64,
-    /// Threads, each with its own runtime and its share of the clients; the
-    /// first one also runs the sink (default: number of cores).
-    #[arg(long)]
-    threads: Option<usize>,
-    /// Print one JSON line with the results instead of the text report.
-    #[arg(long)]
-    json: bool,
+    /// `--threads` share the clients; the first one also runs the sink.
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 /// Error counters.
@@ -123,16 +112,7 @@ struct Shared {
     /// Every thread and the main thread meet here once the clients connected.
     start: Barrier,
     errors: Errors,
-    samples: Mutex<Vec<String>>,
-}
-
-impl Shared {
-    fn note(&self, msg: String) {
-        let mut s = self.samples.lock().unwrap_or_else(|p| p.into_inner());
-        if s.len() < MAX_ERROR_SAMPLES {
-            s.push(msg);
-        }
-    }
+    notes: SharedNotes,
 }
 
 #[derive(Clone, Copy)]
@@ -155,9 +135,8 @@ pub fn run(args: RelayArgs) -> Result<ExitCode, String> {
     if args.chunk == 0 || args.chunk > MAX_CHUNK {
         return Err(format!("--chunk must be between 1 and {MAX_CHUNK} bytes"));
     }
-    let duration = seconds("--duration", args.duration, false)?;
-    let warmup = seconds("--warmup", args.warmup, true)?;
-    let threads = args.threads.unwrap_or_else(crate::default_threads).max(1);
+    let (warmup, duration) = args.run.times()?;
+    let threads = args.run.threads(usize::MAX);
 
     let mut sink_listener = Some(bind_sink(sink)?);
     let shared = Arc::new(Shared {
@@ -167,7 +146,7 @@ pub fn run(args: RelayArgs) -> Result<ExitCode, String> {
         sink_done: AtomicUsize::new(0),
         start: Barrier::new(threads + 1),
         errors: Errors::default(),
-        samples: Mutex::new(Vec::new()),
+        notes: SharedNotes::default(),
     });
     let plan = Plan { addr, chunk: args.chunk, warmup, duration };
 
@@ -203,8 +182,8 @@ pub fn run(args: RelayArgs) -> Result<ExitCode, String> {
         return Err(e);
     }
     let connected = shared.connected.load(Ordering::SeqCst);
-    let samples = shared.samples.lock().unwrap_or_else(|p| p.into_inner()).clone();
     if connected == 0 {
+        let samples = shared.notes.take();
         return Err(format!(
             "could not connect to {addr}: {}",
             samples.first().map(String::as_str).unwrap_or("no connection")
@@ -215,12 +194,9 @@ pub fn run(args: RelayArgs) -> Result<ExitCode, String> {
     // Only a run that ended cleanly can be held to an exact count.
     if e.total() == 0 && sent != received {
         Errors::bump(&e.mismatch);
-        shared.note(format!("the sink received {received} bytes but the clients sent {sent}"));
+        shared.notes.note(format!("the sink received {received} bytes but the clients sent {sent}"));
     }
-    let samples = shared.samples.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    for s in &samples {
-        eprintln!("moonport-bench relay: {s}");
-    }
+    crate::report::show("relay", &shared.notes.take());
 
     let secs = duration.as_secs_f64();
     let bytes = after - before;
@@ -240,7 +216,7 @@ pub fn run(args: RelayArgs) -> Result<ExitCode, String> {
         received,
         load_cpu_pct: to.pct_since(&from),
     };
-    if args.json {
+    if args.run.is_json() {
         println!("{}", report.json(e));
     } else {
         print!("{}", report.text(e));
@@ -293,12 +269,12 @@ fn load_thread(
                 }
                 Some(Err(e)) => {
                     Errors::bump(&shared.errors.io);
-                    shared.note(format!("cannot register the sink listener with compio: {e}"));
+                    shared.notes.note(format!("cannot register the sink listener with compio: {e}"));
                 }
             }
             connect_all(plan.addr, &ids, "conn", false, |failure| {
                 Errors::bump(&shared.errors.connect);
-                shared.note(failure);
+                shared.notes.note(failure);
             })
             .await
         }),
@@ -318,7 +294,7 @@ fn load_thread(
                     if compio::time::timeout_at(end + GRACE, push(stream, id, plan.chunk, end, &shared)).await.is_err()
                     {
                         Errors::bump(&shared.errors.timeout);
-                        shared.note(format!("conn {id}: write still stuck {GRACE:?} after the end of the run"));
+                        shared.notes.note(format!("conn {id}: write still stuck {GRACE:?} after the end of the run"));
                     }
                 })
             })
@@ -326,7 +302,7 @@ fn load_thread(
         for task in tasks {
             if task.await.is_err() {
                 Errors::bump(&shared.errors.io);
-                shared.note("a client task panicked".into());
+                shared.notes.note("a client task panicked".into());
             }
         }
         // Keep the sink (and the clients' sockets) up until every relayed
@@ -338,7 +314,7 @@ fn load_thread(
                 let missing = total - shared.sink_done.load(Ordering::SeqCst).min(total);
                 // Only one thread reports it.
                 if shared.errors.unfinished.fetch_max(missing as u64, Ordering::SeqCst) == 0 {
-                    shared.note(format!(
+                    shared.notes.note(format!(
                         "{missing} relayed connection(s) without end of stream at the sink {GRACE:?} after the clients finished"
                     ));
                 }
@@ -359,14 +335,14 @@ async fn push(mut stream: TcpStream, id: usize, chunk: usize, end: Instant, shar
         buf = b;
         if let Err(e) = res {
             Errors::bump(&shared.errors.io);
-            shared.note(format!("conn {id}: write failed: {e}"));
+            shared.notes.note(format!("conn {id}: write failed: {e}"));
             return;
         }
         shared.sent.fetch_add(chunk as u64, Ordering::SeqCst);
     }
     if let Err(e) = stream.shutdown().await {
         Errors::bump(&shared.errors.io);
-        shared.note(format!("conn {id}: shutdown failed: {e}"));
+        shared.notes.note(format!("conn {id}: shutdown failed: {e}"));
     }
 }
 
@@ -375,7 +351,7 @@ async fn sink_accept(listener: TcpListener, shared: Arc<Shared>) {
         match listener.accept().await {
             Ok((stream, _)) => compio::runtime::spawn(sink(stream, Arc::clone(&shared))).detach(),
             Err(e) => {
-                shared.note(format!("sink: accept failed: {e}"));
+                shared.notes.note(format!("sink: accept failed: {e}"));
                 compio::time::sleep(Duration::from_millis(10)).await;
             }
         }
@@ -396,7 +372,7 @@ async fn sink(mut stream: TcpStream, shared: Arc<Shared>) {
             }
             Err(e) => {
                 Errors::bump(&shared.errors.io);
-                shared.note(format!("sink: read failed: {e}"));
+                shared.notes.note(format!("sink: read failed: {e}"));
                 break;
             }
         }

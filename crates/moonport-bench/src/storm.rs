@@ -22,7 +22,6 @@
 //! cycle has the connect timeout) and loopback-only, as `echo`.
 
 use std::cell::{Cell, RefCell};
-use std::fmt::Write as _;
 use std::io;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -37,22 +36,22 @@ use compio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use compio::net::TcpStream;
 use hdrhistogram::Histogram;
 
-use crate::connect::{CONNECT_TIMEOUT, Preface, PrefaceArgs, send_preface};
-use crate::echo::{driver_name, new_histogram, seconds, us};
+use crate::connect::{CONNECT_TIMEOUT, Preface, TargetArgs, send_preface};
+use crate::echo::new_histogram;
+use crate::report::{Header, Latency, Notes, RunArgs, counters};
 use crate::window::{Gate, Window};
 
 /// Pause after a failed cycle.
 const BACKOFF: Duration = Duration::from_millis(10);
 /// Largest request accepted.
 const MAX_SIZE: usize = 1024 * 1024;
-/// How many error messages each thread keeps to show the user.
-const MAX_ERROR_SAMPLES: usize = 5;
 
 #[derive(Args, Debug)]
 pub struct ConnectArgs {
-    /// Target echo server; must be a loopback address (127.0.0.0/8 or ::1).
-    #[arg(long)]
-    addr: String,
+    /// With a preface, every cycle sends it (and skips the reply) before the
+    /// request, as a client of such a server must.
+    #[command(flatten)]
+    target: TargetArgs,
     /// Connection cycles in progress at once.
     #[arg(long, default_value_t = 50)]
     concurrency: usize,
@@ -63,50 +62,23 @@ pub struct ConnectArgs {
     /// Size of that message in bytes.
     #[arg(long, default_value_t = 64)]
     size: usize,
-    /// Measurement duration in seconds (after warm-up).
-    #[arg(long, default_value_t = 5.0)]
-    duration: f64,
-    /// Warm-up in seconds: connections are made but not counted.
-    #[arg(long, default_value_t = 1.0)]
-    warmup: f64,
-    /// Number of load-generator threads, each with its own runtime
-    /// (default: number of cores).
-    #[arg(long)]
-    threads: Option<usize>,
-    /// Print one JSON line with the results instead of the text report.
-    #[arg(long)]
-    json: bool,
-    /// With a preface, every cycle sends it (and skips the reply) before the
-    /// request, as a client of such a server must.
     #[command(flatten)]
-    preface: PrefaceArgs,
+    run: RunArgs,
 }
 
-/// Error counters, per thread and then summed.
-#[derive(Debug, Default, Clone, Copy)]
-struct Errors {
-    /// Connection attempts refused or failed.
-    connect: u64,
-    /// Cycles that did not finish within the connect timeout.
-    timeout: u64,
-    /// Preface or request failures on an established connection.
-    io: u64,
-    /// The echo differed from the request.
-    mismatch: u64,
-}
-
-impl Errors {
-    fn total(&self) -> u64 {
-        self.connect + self.timeout + self.io + self.mismatch
+counters!(
+    /// Error counters, per thread and then summed.
+    Errors {
+        /// Connection attempts refused or failed.
+        connect => "connect_errors",
+        /// Cycles that did not finish within the connect timeout.
+        timeout => "timeouts",
+        /// Preface or request failures on an established connection.
+        io => "io_errors",
+        /// The echo differed from the request.
+        mismatch => "mismatches",
     }
-
-    fn add(&mut self, o: &Errors) {
-        self.connect += o.connect;
-        self.timeout += o.timeout;
-        self.io += o.io;
-        self.mismatch += o.mismatch;
-    }
-}
+);
 
 /// How a cycle failed.
 enum Failure {
@@ -120,7 +92,7 @@ struct Shared {
     hist: RefCell<Histogram<u64>>,
     cycles: Cell<u64>,
     errors: RefCell<Errors>,
-    samples: RefCell<Vec<String>>,
+    notes: Notes,
 }
 
 /// What one thread hands back.
@@ -141,18 +113,17 @@ struct Plan {
 }
 
 pub fn run(args: ConnectArgs) -> Result<ExitCode, String> {
-    let addr = crate::target::resolve_loopback(&args.addr)?;
+    let (addr, preface) = args.target.resolve()?;
     if args.concurrency == 0 {
         return Err("--concurrency must be at least 1".into());
     }
     if args.size == 0 || args.size > MAX_SIZE {
         return Err(format!("--size must be between 1 and {MAX_SIZE} bytes"));
     }
-    let duration = seconds("--duration", args.duration, false)?;
-    let warmup = seconds("--warmup", args.warmup, true)?;
-    let threads = args.threads.unwrap_or_else(crate::default_threads).clamp(1, args.concurrency);
+    let (warmup, duration) = args.run.times()?;
+    let threads = args.run.threads(args.concurrency);
     let request = args.request.then(|| &*Vec::leak((0..args.size).map(|i| (i * 13 + 5) as u8).collect()));
-    let plan = Plan { addr, request, preface: args.preface.leak() };
+    let plan = Plan { addr, request, preface };
 
     let gate = Arc::new(Gate::new(threads));
     let mut handles = Vec::with_capacity(threads);
@@ -189,34 +160,21 @@ pub fn run(args: ConnectArgs) -> Result<ExitCode, String> {
             samples.first().map(String::as_str).unwrap_or("no error recorded")
         ));
     }
-    for s in samples.iter().take(MAX_ERROR_SAMPLES) {
-        eprintln!("moonport-bench connect: {s}");
-    }
-    let secs = duration.as_secs_f64();
+    let head = Header::new("connect", addr, driver, threads, (warmup, duration));
+    crate::report::show("connect", &samples);
+    let secs = head.duration_s;
     let report = Report {
-        addr,
-        driver: driver.map_or_else(|| "unknown".into(), driver_name),
-        threads,
+        head,
         concurrency: args.concurrency,
         request: plan.request.map(<[u8]>::len),
         preface: plan.preface.is_some(),
-        duration_s: secs,
-        warmup_s: warmup.as_secs_f64(),
         cycles,
         per_sec: cycles as f64 / secs,
-        p50_us: us(hist.value_at_quantile(0.50)),
-        p99_us: us(hist.value_at_quantile(0.99)),
-        p999_us: us(hist.value_at_quantile(0.999)),
-        max_us: us(hist.max()),
+        latency: Latency::of(&hist),
         load_cpu_pct,
         errors,
     };
-    if args.json {
-        println!("{}", report.json());
-    } else {
-        print!("{}", report.text());
-    }
-    Ok(if errors.total() > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
+    Ok(crate::report::print(&args.run, &report))
 }
 
 fn load_thread(rt: &compio::runtime::Runtime, plan: Plan, tasks: usize, window: Window) -> ThreadResult {
@@ -224,7 +182,7 @@ fn load_thread(rt: &compio::runtime::Runtime, plan: Plan, tasks: usize, window: 
         hist: RefCell::new(new_histogram()),
         cycles: Cell::new(0),
         errors: RefCell::new(Errors::default()),
-        samples: RefCell::new(Vec::new()),
+        notes: Notes::default(),
     });
     rt.block_on(async {
         let tasks: Vec<_> = (0..tasks)
@@ -242,7 +200,7 @@ fn load_thread(rt: &compio::runtime::Runtime, plan: Plan, tasks: usize, window: 
         hist: shared.hist.borrow().clone(),
         cycles: shared.cycles.get(),
         errors: *shared.errors.borrow(),
-        samples: shared.samples.take(),
+        samples: shared.notes.take(),
     }
 }
 
@@ -278,11 +236,7 @@ async fn storm(plan: Plan, window: Window, shared: &Shared) {
                 format!("a connection cycle took longer than {CONNECT_TIMEOUT:?}")
             }
         };
-        let mut samples = shared.samples.borrow_mut();
-        if samples.len() < MAX_ERROR_SAMPLES {
-            samples.push(failure);
-        }
-        drop(samples);
+        shared.notes.note(failure);
         compio::time::sleep(BACKOFF).await;
     }
 }
@@ -320,94 +274,56 @@ async fn cycle(plan: Plan) -> Result<(), Failure> {
 }
 
 struct Report {
-    addr: SocketAddr,
-    driver: String,
-    threads: usize,
+    head: Header,
     concurrency: usize,
     request: Option<usize>,
     preface: bool,
-    duration_s: f64,
-    warmup_s: f64,
     cycles: u64,
     per_sec: f64,
-    p50_us: f64,
-    p99_us: f64,
-    p999_us: f64,
-    max_us: f64,
+    latency: Latency,
     load_cpu_pct: Option<f64>,
     errors: Errors,
 }
 
-impl Report {
+impl crate::report::Report for Report {
     fn json(&self) -> String {
-        let e = &self.errors;
-        let mut s = String::with_capacity(512);
-        let _ = write!(
-            s,
-            "{{\"mode\":\"connect\",\"addr\":\"{}\",\"driver\":\"{}\",\"threads\":{},\"concurrency\":{},\
-             \"request\":{},\"size\":{},\"preface\":{},\"duration_s\":{},\"warmup_s\":{},\"connects\":{},\
-             \"connects_per_sec\":{:.1},\"p50_us\":{:.1},\"p99_us\":{:.1},\"p999_us\":{:.1},\"max_us\":{:.1},\
-             \"load_cpu_pct\":{},\"errors\":{},\"connect_errors\":{},\"timeouts\":{},\"io_errors\":{},\
-             \"mismatches\":{}}}",
-            self.addr,
-            self.driver,
-            self.threads,
+        format!(
+            "{{{},\"concurrency\":{},\"request\":{},\"size\":{},\"preface\":{},\"connects\":{},\
+             \"connects_per_sec\":{:.1},{},\"load_cpu_pct\":{},{}}}",
+            self.head.json(),
             self.concurrency,
             self.request.is_some(),
             self.request.unwrap_or(0),
             self.preface,
-            self.duration_s,
-            self.warmup_s,
             self.cycles,
             self.per_sec,
-            self.p50_us,
-            self.p99_us,
-            self.p999_us,
-            self.max_us,
+            self.latency.json(),
             crate::cpu::json(self.load_cpu_pct),
-            e.total(),
-            e.connect,
-            e.timeout,
-            e.io,
-            e.mismatch,
-        );
-        s
+            self.errors.json(),
+        )
     }
 
     fn text(&self) -> String {
-        let e = &self.errors;
-        let what = match self.request {
+        let cycle = match self.request {
             Some(n) => format!("connect, {n} B request and its echo, close, the server's close"),
             None => "connect, close, the server's close".into(),
         };
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "connect {}: {} at a time on {} thread(s) ({} driver), each cycle: {what}{}; {} s measured after {} s warm-up",
-            self.addr,
-            self.concurrency,
-            self.threads,
-            self.driver,
-            if self.preface { " (after the preface)" } else { "" },
-            self.duration_s,
-            self.warmup_s
-        );
-        let _ = writeln!(s, "  cycles:     {} ({:.0} connections/s)", self.cycles, self.per_sec);
-        let _ = writeln!(
-            s,
-            "  latency:    p50 {:.1} us, p99 {:.1} us, p99.9 {:.1} us, max {:.1} us (one cycle)",
-            self.p50_us, self.p99_us, self.p999_us, self.max_us
-        );
-        s.push_str(&crate::cpu::text(self.load_cpu_pct));
-        let _ = writeln!(
-            s,
-            "  errors:     {} (connect {}, timeout {}, io {}, mismatch {})",
-            e.total(),
-            e.connect,
-            e.timeout,
-            e.io,
-            e.mismatch
-        );
-        s
+        let preface = if self.preface { " (after the preface)" } else { "" };
+        let what = format!("{} at a time, each cycle: {cycle}{preface}", self.concurrency);
+        format!(
+            "{}\
+             \x20 cycles:     {} ({:.0} connections/s)\n\
+             \x20 latency:    {} (one cycle)\n{}{}",
+            self.head.text(&what),
+            self.cycles,
+            self.per_sec,
+            self.latency.text(),
+            crate::cpu::text(self.load_cpu_pct),
+            self.errors.text(),
+        )
+    }
+
+    fn errors(&self) -> u64 {
+        self.errors.total()
     }
 }

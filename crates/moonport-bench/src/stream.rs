@@ -13,11 +13,11 @@
 //! time (a writer stuck for the grace period is abandoned, and so is a
 //! drain) and loopback-only.
 
-use std::fmt::Write as _;
-use std::net::SocketAddr;
+use std::cell::RefCell;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use clap::Args;
@@ -26,8 +26,8 @@ use compio::buf::IntoInner;
 use compio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use compio::net::TcpStream;
 
-use crate::connect::{PrefaceArgs, connect_ready};
-use crate::echo::{driver_name, seconds};
+use crate::connect::{TargetArgs, connect_ready};
+use crate::report::{Header, Notes, RunArgs, check_connected, counters};
 use crate::window::{Gate, Window};
 
 /// After the end of the run: how long a write may still be stuck, and then
@@ -39,138 +39,100 @@ const MAX_CHUNK: usize = 16 * 1024 * 1024;
 const READ_BUF: usize = 256 * 1024;
 /// Period of the byte pattern (a prime, so it never lines up with a chunk).
 const PERIOD: usize = 251;
-/// How many error messages are kept to show the user.
-const MAX_ERROR_SAMPLES: usize = 5;
 
 #[derive(Args, Debug)]
 pub struct StreamArgs {
-    /// Target echo server; must be a loopback address (127.0.0.0/8 or ::1).
-    #[arg(long)]
-    addr: String,
+    #[command(flatten)]
+    target: TargetArgs,
     /// Number of concurrent connections.
     #[arg(long, default_value_t = 1)]
     conns: usize,
     /// Bytes per write.
     #[arg(long, default_value_t = 64 * 1024)]
     chunk: usize,
-    /// Measurement duration in seconds (after warm-up).
-    #[arg(long, default_value_t = 5.0)]
-    duration: f64,
-    /// Warm-up in seconds: bytes flow but are not counted.
-    #[arg(long, default_value_t = 1.0)]
-    warmup: f64,
-    /// Number of load-generator threads, each with its own runtime
-    /// (default: number of cores).
-    #[arg(long)]
-    threads: Option<usize>,
-    /// Print one JSON line with the results instead of the text report.
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
-    preface: PrefaceArgs,
+    run: RunArgs,
 }
 
-/// Error counters, shared by all threads.
-#[derive(Debug, Default)]
-struct Errors {
-    /// Connection attempts (or prefaces) that failed or timed out.
-    connect: AtomicU64,
-    /// Read/write failures.
-    io: AtomicU64,
-    /// Bytes came back other than sent, or not all of them (e.g. the server
-    /// closed early).
-    mismatch: AtomicU64,
-    /// Writes or drains still stuck after the grace period.
-    timeout: AtomicU64,
-}
-
-impl Errors {
-    fn get(c: &AtomicU64) -> u64 {
-        c.load(Ordering::Relaxed)
+counters!(
+    /// Error counters, per thread and then summed.
+    Errors {
+        /// Connection attempts (or prefaces) that failed or timed out.
+        connect => "connect_errors",
+        /// Read/write failures.
+        io => "io_errors",
+        /// Bytes came back other than sent, or not all of them (e.g. the
+        /// server closed early).
+        mismatch => "mismatches",
+        /// Writes or drains still stuck after the grace period.
+        timeout => "timeouts",
     }
+);
 
-    fn bump(c: &AtomicU64) {
-        c.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn total(&self) -> u64 {
-        [&self.connect, &self.io, &self.mismatch, &self.timeout].into_iter().map(Self::get).sum()
-    }
+/// What the connections of one thread share (single-threaded).
+#[derive(Default)]
+struct Local {
+    errors: RefCell<Errors>,
+    notes: Notes,
 }
 
-/// Shared by all threads of a run.
-struct Shared {
-    /// Bytes echoed back so far, all connections (sampled by the main thread).
-    received: AtomicU64,
-    connected: AtomicUsize,
-    errors: Errors,
-    samples: Mutex<Vec<String>>,
-}
-
-impl Shared {
-    fn note(&self, msg: String) {
-        let mut s = self.samples.lock().unwrap_or_else(|p| p.into_inner());
-        if s.len() < MAX_ERROR_SAMPLES {
-            s.push(msg);
-        }
+impl Local {
+    /// Counts an error of the kind `kind` picks and keeps its message.
+    fn fail(&self, kind: fn(&mut Errors) -> &mut u64, msg: String) {
+        *kind(&mut self.errors.borrow_mut()) += 1;
+        self.notes.note(msg);
     }
 }
 
 pub fn run(args: StreamArgs) -> Result<ExitCode, String> {
-    let addr = crate::target::resolve_loopback(&args.addr)?;
+    let (addr, preface) = args.target.resolve()?;
     if args.conns == 0 {
         return Err("--conns must be at least 1".into());
     }
     if args.chunk == 0 || args.chunk > MAX_CHUNK {
         return Err(format!("--chunk must be between 1 and {MAX_CHUNK} bytes"));
     }
-    let duration = seconds("--duration", args.duration, false)?;
-    let warmup = seconds("--warmup", args.warmup, true)?;
-    let threads = args.threads.unwrap_or_else(crate::default_threads).clamp(1, args.conns);
-    let preface = args.preface.leak();
+    let (warmup, duration) = args.run.times()?;
+    let threads = args.run.threads(args.conns);
 
-    let shared = Arc::new(Shared {
-        received: AtomicU64::new(0),
-        connected: AtomicUsize::new(0),
-        errors: Errors::default(),
-        samples: Mutex::new(Vec::new()),
-    });
+    // Bytes echoed back so far, all connections (sampled by this thread).
+    let received = Arc::new(AtomicU64::new(0));
     let gate = Arc::new(Gate::new(threads));
     let mut handles = Vec::with_capacity(threads);
     for t in 0..threads {
         let ids: Vec<usize> = (t..args.conns).step_by(threads).collect();
-        let (gate, shared) = (Arc::clone(&gate), Arc::clone(&shared));
+        let (gate, received) = (Arc::clone(&gate), Arc::clone(&received));
         let chunk = args.chunk;
         let handle = std::thread::Builder::new()
             .name(format!("stream-{t}"))
             .spawn(move || {
+                let local = Rc::new(Local::default());
                 let rt = compio::runtime::Runtime::new();
                 let streams = match &rt {
                     Ok(rt) => rt.block_on(connect_ready(addr, &ids, preface, |failure| {
-                        Errors::bump(&shared.errors.connect);
-                        shared.note(failure);
+                        local.fail(|e| &mut e.connect, failure);
                     })),
                     Err(_) => Vec::new(),
                 };
-                shared.connected.fetch_add(streams.len(), Ordering::SeqCst);
                 // Always reach the gate, even on failure, so no thread waits forever.
                 let window = Window::new(gate.wait(), warmup, duration);
                 let rt = rt.map_err(|e| format!("cannot create compio runtime: {e}"))?;
+                let connected = streams.len();
                 rt.block_on(async {
                     let tasks: Vec<_> = streams
                         .into_iter()
                         .map(|(id, stream)| {
-                            compio::runtime::spawn(conn(stream, id, chunk, window, Arc::clone(&shared)))
+                            let (local, received) = (Rc::clone(&local), Arc::clone(&received));
+                            compio::runtime::spawn(conn(stream, id, chunk, window, local, received))
                         })
                         .collect();
                     for task in tasks {
                         if task.await.is_err() {
-                            Errors::bump(&shared.errors.io);
-                            shared.note("a connection task panicked".into());
+                            local.fail(|e| &mut e.io, "a connection task panicked".into());
                         }
                     }
                 });
-                Ok::<_, String>(rt.driver_type())
+                Ok::<_, String>((rt.driver_type(), connected, *local.errors.borrow(), local.notes.take()))
             })
             .map_err(|e| format!("cannot spawn load thread: {e}"))?;
         handles.push(handle);
@@ -178,48 +140,33 @@ pub fn run(args: StreamArgs) -> Result<ExitCode, String> {
 
     let window = Window::new(gate.open(), warmup, duration);
     let from = crate::cpu::sample_at(window.warm_end);
-    let before = shared.received.load(Ordering::SeqCst);
+    let before = received.load(Ordering::SeqCst);
     let to = crate::cpu::sample_at(window.end);
-    let bytes = shared.received.load(Ordering::SeqCst) - before;
+    let bytes = received.load(Ordering::SeqCst) - before;
 
-    let mut driver = None;
+    let (mut driver, mut connected, mut errors, mut samples) = (None, 0, Errors::default(), Vec::new());
     for handle in handles {
-        driver = Some(handle.join().map_err(|_| "a load thread panicked".to_string())??);
+        let (d, c, e, s) = handle.join().map_err(|_| "a load thread panicked".to_string())??;
+        driver = Some(d);
+        connected += c;
+        errors.add(&e);
+        samples.extend(s);
     }
-    let connected = shared.connected.load(Ordering::SeqCst);
-    let samples = shared.samples.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    if connected == 0 {
-        return Err(format!(
-            "could not connect to {addr}: {}",
-            samples.first().map(String::as_str).unwrap_or("no connection")
-        ));
-    }
-    for s in &samples {
-        eprintln!("moonport-bench stream: {s}");
-    }
-    let secs = duration.as_secs_f64();
-    let mb_per_sec = bytes as f64 / 1e6 / secs;
+    let head = Header::new("stream", addr, driver, threads, (warmup, duration));
+    check_connected(&head, connected, &samples)?;
+    let mb_per_sec = bytes as f64 / 1e6 / head.duration_s;
     let report = Report {
-        addr,
-        driver: driver.map_or_else(|| "unknown".into(), driver_name),
-        threads,
+        head,
         conns: args.conns,
         connected,
         chunk: args.chunk,
-        duration_s: secs,
-        warmup_s: warmup.as_secs_f64(),
         bytes,
         mb_per_sec,
         mb_per_sec_per_conn: mb_per_sec / connected as f64,
         load_cpu_pct: to.pct_since(&from),
+        errors,
     };
-    let e = &shared.errors;
-    if args.json {
-        println!("{}", report.json(e));
-    } else {
-        print!("{}", report.text(e));
-    }
-    Ok(if e.total() > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
+    Ok(crate::report::print(&args.run, &report))
 }
 
 /// The pattern byte at stream offset `i`.
@@ -229,35 +176,33 @@ fn pattern(len: usize) -> Vec<u8> {
 
 /// One connection: a writer task and the reader (this task), then the
 /// byte-count check.
-async fn conn(stream: TcpStream, id: usize, chunk: usize, window: Window, shared: Arc<Shared>) {
+async fn conn(stream: TcpStream, id: usize, chunk: usize, window: Window, local: Rc<Local>, received: Arc<AtomicU64>) {
     let writer = {
-        let (stream, shared) = (stream.clone(), Arc::clone(&shared));
+        let (stream, local) = (stream.clone(), Rc::clone(&local));
         compio::runtime::spawn(async move {
             match compio::time::timeout_at(window.end + GRACE, push(stream, chunk, window)).await {
                 Ok(Ok(sent)) => Some(sent),
                 Ok(Err(e)) => {
-                    Errors::bump(&shared.errors.io);
-                    shared.note(format!("conn {id}: write failed: {e}"));
+                    local.fail(|e| &mut e.io, format!("conn {id}: write failed: {e}"));
                     None
                 }
                 Err(_) => {
-                    Errors::bump(&shared.errors.timeout);
-                    shared.note(format!("conn {id}: write still stuck {GRACE:?} after the end of the run"));
+                    let msg = format!("conn {id}: write still stuck {GRACE:?} after the end of the run");
+                    local.fail(|e| &mut e.timeout, msg);
                     None
                 }
             }
         })
     };
-    let received = compio::time::timeout_at(window.end + 2 * GRACE, pull(stream, id, &shared)).await;
+    let got = compio::time::timeout_at(window.end + 2 * GRACE, pull(stream, id, &local, &received)).await;
     let sent = writer.await.ok().flatten();
-    match (sent, received) {
-        (Some(sent), Ok(Some(received))) if sent != received => {
-            Errors::bump(&shared.errors.mismatch);
-            shared.note(format!("conn {id}: sent {sent} bytes, {received} came back"));
+    match (sent, got) {
+        (Some(sent), Ok(Some(got))) if sent != got => {
+            local.fail(|e| &mut e.mismatch, format!("conn {id}: sent {sent} bytes, {got} came back"));
         }
         (Some(_), Err(_)) => {
-            Errors::bump(&shared.errors.timeout);
-            shared.note(format!("conn {id}: the echo did not end within {GRACE:?} of the last write"));
+            let msg = format!("conn {id}: the echo did not end within {GRACE:?} of the last write");
+            local.fail(|e| &mut e.timeout, msg);
         }
         _ => {}
     }
@@ -281,7 +226,7 @@ async fn push(mut stream: TcpStream, chunk: usize, window: Window) -> std::io::R
 
 /// Reads until the server closes, checking every byte against the pattern
 /// and counting them; returns the total, or `None` after a failure (noted).
-async fn pull(mut stream: TcpStream, id: usize, shared: &Shared) -> Option<u64> {
+async fn pull(mut stream: TcpStream, id: usize, local: &Local, total: &AtomicU64) -> Option<u64> {
     let want = pattern(READ_BUF + PERIOD);
     let mut buf: Vec<u8> = Vec::with_capacity(READ_BUF);
     let mut received: u64 = 0;
@@ -293,98 +238,67 @@ async fn pull(mut stream: TcpStream, id: usize, shared: &Shared) -> Option<u64> 
             Ok(0) => return Some(received),
             Ok(n) => n,
             Err(e) => {
-                Errors::bump(&shared.errors.io);
-                shared.note(format!("conn {id}: read failed: {e}"));
+                local.fail(|e| &mut e.io, format!("conn {id}: read failed: {e}"));
                 return None;
             }
         };
         let off = (received % PERIOD as u64) as usize;
         if buf[..n] != want[off..off + n] {
-            Errors::bump(&shared.errors.mismatch);
-            shared.note(format!("conn {id}: echoed bytes differ from what was sent (at offset {received})"));
+            local.fail(
+                |e| &mut e.mismatch,
+                format!("conn {id}: echoed bytes differ from what was sent (at offset {received})"),
+            );
             return None;
         }
         received += n as u64;
-        shared.received.fetch_add(n as u64, Ordering::Relaxed);
+        total.fetch_add(n as u64, Ordering::Relaxed);
     }
 }
 
 struct Report {
-    addr: SocketAddr,
-    driver: String,
-    threads: usize,
+    head: Header,
     conns: usize,
     connected: usize,
     chunk: usize,
-    duration_s: f64,
-    warmup_s: f64,
     bytes: u64,
     mb_per_sec: f64,
     mb_per_sec_per_conn: f64,
     load_cpu_pct: Option<f64>,
+    errors: Errors,
 }
 
-impl Report {
-    fn json(&self, e: &Errors) -> String {
-        let mut s = String::with_capacity(512);
-        let _ = write!(
-            s,
-            "{{\"mode\":\"stream\",\"addr\":\"{}\",\"driver\":\"{}\",\"threads\":{},\"conns\":{},\"connected\":{},\
-             \"chunk\":{},\"duration_s\":{},\"warmup_s\":{},\"bytes\":{},\"mb_per_sec\":{:.3},\
-             \"mb_per_sec_per_conn\":{:.3},\"load_cpu_pct\":{},\"errors\":{},\"connect_errors\":{},\
-             \"io_errors\":{},\"mismatches\":{},\"timeouts\":{}}}",
-            self.addr,
-            self.driver,
-            self.threads,
+impl crate::report::Report for Report {
+    fn json(&self) -> String {
+        format!(
+            "{{{},\"conns\":{},\"connected\":{},\"chunk\":{},\"bytes\":{},\"mb_per_sec\":{:.3},\
+             \"mb_per_sec_per_conn\":{:.3},\"load_cpu_pct\":{},{}}}",
+            self.head.json(),
             self.conns,
             self.connected,
             self.chunk,
-            self.duration_s,
-            self.warmup_s,
             self.bytes,
             self.mb_per_sec,
             self.mb_per_sec_per_conn,
             crate::cpu::json(self.load_cpu_pct),
-            e.total(),
-            Errors::get(&e.connect),
-            Errors::get(&e.io),
-            Errors::get(&e.mismatch),
-            Errors::get(&e.timeout),
-        );
-        s
+            self.errors.json(),
+        )
     }
 
-    fn text(&self, e: &Errors) -> String {
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "stream {}: {} conns ({} connected) on {} thread(s) ({} driver), {} B writes, \
-             {} s measured after {} s warm-up",
-            self.addr,
-            self.conns,
-            self.connected,
-            self.threads,
-            self.driver,
-            self.chunk,
-            self.duration_s,
-            self.warmup_s
-        );
-        let _ = writeln!(
-            s,
-            "  throughput: {:.2} MB/s echoed back ({:.2} MB/s per connection; as much went out; 1 MB = 10^6 B)",
-            self.mb_per_sec, self.mb_per_sec_per_conn
-        );
-        s.push_str(&crate::cpu::text(self.load_cpu_pct));
-        let _ = writeln!(
-            s,
-            "  errors:     {} (connect {}, io {}, mismatch {}, timeout {})",
-            e.total(),
-            Errors::get(&e.connect),
-            Errors::get(&e.io),
-            Errors::get(&e.mismatch),
-            Errors::get(&e.timeout),
-        );
-        s
+    fn text(&self) -> String {
+        let what = format!("{} conns ({} connected), {} B writes", self.conns, self.connected, self.chunk);
+        format!(
+            "{}\
+             \x20 throughput: {:.2} MB/s echoed back ({:.2} MB/s per connection; as much went out; 1 MB = 10^6 B)\n{}{}",
+            self.head.text(&what),
+            self.mb_per_sec,
+            self.mb_per_sec_per_conn,
+            crate::cpu::text(self.load_cpu_pct),
+            self.errors.text(),
+        )
+    }
+
+    fn errors(&self) -> u64 {
+        self.errors.total()
     }
 }
 
