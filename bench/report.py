@@ -7,9 +7,12 @@ Usage: python3 bench/report.py RESULTS.jsonl QUICK(0|1) DURATION
 """
 import datetime
 import json
+import os
 import platform
 import subprocess
 import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def sh(cmd):
@@ -82,8 +85,8 @@ def table(out, title, rows, base, key, cols, names=NAMES):
     out.append("| " + " | ".join(heads) + " |")
     out.append("|" + "---|" * len(heads))
     for r in rows:
-        if key not in r:
-            why = r.get("failed", "no result")
+        if key not in r or (not r[key] and r.get("errors")):
+            why = r.get("failed") or f"nothing measured; errors: {errors(r)}"
             out.append(f"| {name(r, names)} | failed: {why} |" + " |" * (len(heads) - 2))
             continue
         out.append("| " + " | ".join(f(r) if i else name(r, names) for i, (_, f) in enumerate(cols)) + " |")
@@ -100,7 +103,7 @@ def main():
     out.append("")
     out.append(
         f"Machine: {sh('nproc')} cores ({cpu_model()}), Linux {platform.release()}, load average "
-        f"{loadavg} at the end; moonport {sh('git rev-parse --short HEAD')}; "
+        f"{loadavg} at the end; moonport {sh(f'git -C {ROOT} rev-parse --short HEAD')}; "
         f"{sh('nginx -v')}; {sh('luajit -v').split(' -- ')[0]}; {sh('iperf3 --version')}. "
         f"Command: `bench/run{' --quick' if quick else ''}`. Every run: {duration} s measured after a warm-up, "
         "one load-generator thread (`moonport-bench ... --threads 1`) sharing the cores with the server; "
