@@ -106,7 +106,8 @@ def main():
         f"{loadavg} at the end; moonport {sh(f'git -C {ROOT} rev-parse --short HEAD')}; "
         f"{sh('nginx -v')}; {sh('luajit -v').split(' -- ')[0]}; {sh('iperf3 --version')}. "
         f"Command: `bench/run{' --quick' if quick else ''}`. Every run: {duration} s measured after a warm-up, "
-        "one load-generator thread (`moonport-bench ... --threads 1`) sharing the cores with the server; "
+        "one load-generator thread (`moonport-bench ... --threads 1`; fan-out has one more for the publisher) "
+        "sharing the 2 cores with the server; "
         "**load gen CPU** is the generator's own user + system time over the measured window, in % of one "
         "core. Ratios are to the baseline of the same table, from the same run."
     )
@@ -170,8 +171,9 @@ def main():
         cols = [("server", None), ("connections/s", lambda r: rate(r["connects_per_sec"])),
                 ("vs compio", lambda r, b=base: ratio(r, b, "connects_per_sec"))] + latency + tail
         conc = next((r["concurrency"] for r in rs if "concurrency" in r), "?")
-        what = ("connect, then close" if mode == "close"
-                else "connect, one 64 B request and its echo, close (nginx-lua: after its HTTP preface)")
+        what = ("connect, close, wait for the server's close" if mode == "close"
+                else "connect, one 64 B request and its echo, close, wait for the server's close "
+                "(nginx-lua: after its HTTP preface)")
         table(out, f"Connection storm, {conc} at a time, 1 worker each: {what}", rs, base, "connects_per_sec", cols)
 
     ws = of("ws")
