@@ -12,10 +12,17 @@
 //! closed would fill the listen queue faster than any server accepts, and
 //! then stall for a second on every dropped SYN. This way each cycle ends
 //! only once the server has accepted the connection, seen its end and
-//! closed it. The client still closes first, so its side holds the
-//! TIME_WAIT state; Linux reuses those ports for new loopback connections
-//! (`net.ipv4.tcp_tw_reuse`, default 2), so a storm does not run out of
-//! ephemeral ports.
+//! closed it.
+//!
+//! The client closes first, so its side holds the TIME_WAIT state of every
+//! connection. Linux reuses those ports for new loopback connections
+//! (`net.ipv4.tcp_tw_reuse`, default 2), but with one source address its
+//! search for a usable ephemeral port among tens of thousands in TIME_WAIT
+//! (`__inet_hash_connect`) became the generator's main cost in perf and
+//! capped every server at the same rate. So against an IPv4 target the
+//! connections come from source addresses 127.0.0.2 to 127.0.0.251 in turn
+//! (all of 127.0.0.0/8 is this machine's loopback), each with its own port
+//! space.
 //!
 //! A failed cycle is counted by kind and the task pauses briefly before the
 //! next, so a refusing server is not spun against. Bounded in time (every
@@ -23,10 +30,11 @@
 
 use std::cell::{Cell, RefCell};
 use std::io;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -241,10 +249,25 @@ async fn storm(plan: Plan, window: Window, shared: &Shared) {
     }
 }
 
+/// Source addresses used in turn against an IPv4 target (see the module doc).
+const SOURCES: u32 = 250;
+/// The next source address to use, over all threads.
+static NEXT_SOURCE: AtomicU32 = AtomicU32::new(0);
+
+/// Opens a connection, from the next source address for an IPv4 target.
+async fn open(addr: SocketAddr) -> io::Result<TcpStream> {
+    if !addr.is_ipv4() {
+        return TcpStream::connect(addr).await;
+    }
+    let n = NEXT_SOURCE.fetch_add(1, Ordering::Relaxed) % SOURCES;
+    let source = SocketAddr::from((Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 0, 0, 2)) + n), 0));
+    TcpStream::bind_and_connect(source, addr).await
+}
+
 /// Connect, preface, request, half-close, wait for the server's close
 /// (dropping the stream then closes it).
 async fn cycle(plan: Plan) -> Result<(), Failure> {
-    let mut stream = TcpStream::connect(plan.addr).await.map_err(Failure::Connect)?;
+    let mut stream = open(plan.addr).await.map_err(Failure::Connect)?;
     if let Some(p) = plan.preface {
         send_preface(&mut stream, p).await.map_err(|e| Failure::Io(format!("preface: {e}")))?;
     }
