@@ -41,6 +41,11 @@ NAMES = {
     "moonport-64k": "**moonport** tcp_proxy.lua, `read_buffer = 65536`",
 }
 WS_NAMES = {"compio": "compio, raw TCP", "moonport": "**moonport**, raw TCP (bench/echo.lua)"}
+BRIDGE_NAMES = {
+    "compio": "no bridge: raw TCP to the compio echo",
+    "websockify": "websockify (Python)",
+    "moonport": "**moonport** `moonport.ws.bridge` (bench/ws_bridge.lua)",
+}
 RELAY_NAMES = {
     "iperf3": "iperf3, no relay (the ceiling)",
     "compio": "compio relay (serve-relay-compio, 64 KiB reads)",
@@ -185,6 +190,15 @@ def main():
         title = (f"WebSocket echo, 64 B binary messages (one frame each, masked), {int(conns):,} connections, "
                  "1 worker each, beside the raw TCP echoes")
         table(out, title, rs, base, "msgs_per_sec", cols, names={**NAMES, **WS_NAMES})
+
+    bridge = of("wsbridge")
+    if bridge:
+        base = base_of(bridge, "compio", "msgs_per_sec")
+        cols = [("bridge", None), ("msgs/s", lambda r: rate(r["msgs_per_sec"])),
+                ("vs no bridge", lambda r: ratio(r, base, "msgs_per_sec"))] + latency + tail
+        title = (f"WebSocket-to-TCP bridge in front of the compio echo (1 thread), 64 B binary messages over "
+                 f"WebSocket, {int(bridge[0]['group']):,} connections, the bridge on 1 worker/process")
+        table(out, title, bridge, base, "msgs_per_sec", cols, names={**NAMES, **BRIDGE_NAMES})
 
     relay = of("relay")
     for workers, conns in groups(relay):
