@@ -373,6 +373,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        windows,
+        ignore = "Wine ends a pending read at a linger-0 close as end of stream, not reset (docs/windows.md)"
+    )]
     fn a_failed_upstream_is_an_internal_error() {
         let out = run(
             BridgeOptions::default(),
