@@ -223,12 +223,13 @@ async fn connect(lua: Lua, (host, port, opts): (Value, Value, Value)) -> mlua::R
     let read_buffer = read_buffer_option(&lua, opts.as_ref(), arg)?;
     let tls = super::tls::client_option(&lua, args::field(opts.as_ref(), "tls")?, arg.key("tls"))?;
     // The certificate must name what the script asked for: the host name, or the address.
-    let host = match &target {
-        super::net::Target::Name(host, _) => host.clone(),
-        super::net::Target::Addr(addr) => addr.ip().to_string(),
-        super::net::Target::Any(_) => std::net::Ipv4Addr::UNSPECIFIED.to_string(),
-    };
-    let session = match tls.map(|tls| tls.session(&host)).transpose() {
+    // Only a TLS connect needs the name as text: plain ones skip making it.
+    let session = tls.map(|tls| match &target {
+        super::net::Target::Name(host, _) => tls.session(host),
+        super::net::Target::Addr(addr) => tls.session(&addr.ip().to_string()),
+        super::net::Target::Any(_) => tls.session(&std::net::Ipv4Addr::UNSPECIFIED.to_string()),
+    });
+    let session = match session.transpose() {
         Ok(s) => s,
         Err(why) => return fail(&lua, None, NetError::Tls(why), None),
     };

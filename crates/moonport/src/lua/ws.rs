@@ -215,7 +215,8 @@ async fn connect(lua: Lua, (url, opts): (Value, Value)) -> mlua::Result<MultiVal
     };
     let host = url.host_str().unwrap_or_default().to_string();
     let secure = url.scheme() == "wss";
-    let port = url.port().unwrap_or(if secure { 443 } else { 80 });
+    // The url crate knows ws:// is 80 and wss:// 443.
+    let port = url.port_or_known_default().unwrap_or(80);
     let tls = match super::tls::url_session(&lua, args::field(table.as_ref(), "tls")?, arg.key("tls"), secure, &host)? {
         Ok(tls) => tls,
         Err(why) => return fail(why),
