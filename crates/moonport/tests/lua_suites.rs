@@ -63,3 +63,8 @@ fn ws_and_http_modules() {
 fn json_module() {
     run_suite("json_test.lua");
 }
+
+#[test]
+fn zlib_module_and_wall_clock() {
+    run_suite("zlib_test.lua");
+}

@@ -22,6 +22,7 @@ mod tls;
 mod udp;
 mod url;
 mod ws;
+mod zlib;
 
 use std::rc::Rc;
 
@@ -92,6 +93,7 @@ fn install(lua: &Lua, ctx: &WorkerCtx) -> mlua::Result<()> {
     moonport.set("udp", udp::module(lua)?)?;
     moonport.set("dns", dns::module(lua)?)?;
     moonport.set("json", json::module(lua)?)?;
+    moonport.set("zlib", zlib::module(lua)?)?;
     socket::install(lua, &moonport)?;
     task::install(lua, &moonport)?;
     relay::install(lua, &moonport)?;

@@ -140,6 +140,14 @@ pub fn install(lua: &Lua, moonport: &Table) -> mlua::Result<()> {
         })?,
     )?;
     moonport.set("now", lua.create_function(|lua, ()| Ok(worker(lua)?.engine.epoch.elapsed().as_secs_f64()))?)?;
+    // Wall-clock time, for timestamps that other processes compare (frame
+    // capture times, logs); `now` is for intervals.
+    moonport.set(
+        "time",
+        lua.create_function(|_, ()| {
+            Ok(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()))
+        })?,
+    )?;
     moonport.set("worker_id", lua.create_function(|lua, ()| Ok(worker(lua)?.id))?)?;
     moonport.set("workers", lua.create_function(|lua, ()| Ok(worker(lua)?.engine.config.workers))?)?;
     moonport.set("exiting", lua.create_function(|lua, ()| Ok(worker(lua)?.engine.shutdown.is_fired()))?)?;
