@@ -20,56 +20,16 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import time
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
+import chromium
+from chromium import COUNT_JS, WAIT_JS, fail, rgb
+
+CANVAS = "#noVNC_container canvas"
 
 # How long noVNC may take to connect and draw, and a change to show up.
 CONNECT_TIMEOUT = 20.0
 CHANGE_TIMEOUT = 10.0
-
-# Counts the canvas pixels near each colour (each channel within 8: no
-# colour is lost to 24-bit VNC, but be lenient), over the whole canvas.
-COUNT_JS = """
-const [colours] = arguments;
-const c = document.querySelector('#noVNC_container canvas');
-if (!c || c.width < 2) return null;
-const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-const counts = colours.map(() => 0);
-for (let i = 0; i < d.length; i += 4) {
-  for (let k = 0; k < colours.length; k++) {
-    const [r, g, b] = colours[k];
-    if (Math.abs(d[i] - r) <= 8 && Math.abs(d[i + 1] - g) <= 8 && Math.abs(d[i + 2] - b) <= 8) counts[k]++;
-  }
-}
-return { width: c.width, height: c.height, counts: counts };
-"""
-
-# Waits (polling every 5 ms) until the pixel at (x, y) has the colour.
-WAIT_JS = """
-const [x, y, rgb, timeoutMs, done] = arguments;
-const c = document.querySelector('#noVNC_container canvas');
-const g = c.getContext('2d');
-const start = performance.now();
-(function poll() {
-  const p = g.getImageData(x, y, 1, 1).data;
-  if (Math.abs(p[0] - rgb[0]) <= 8 && Math.abs(p[1] - rgb[1]) <= 8 && Math.abs(p[2] - rgb[2]) <= 8) return done(true);
-  if (performance.now() - start > timeoutMs) return done(false);
-  setTimeout(poll, 5);
-})();
-"""
-
-
-def rgb(hex_colour):
-    return [int(hex_colour[i:i + 2], 16) for i in (0, 2, 4)]
-
-
-def fail(why, result):
-    result["error"] = why
-    print(json.dumps(result))
-    sys.exit(1)
 
 
 def main():
@@ -83,14 +43,8 @@ def main():
     args = ap.parse_args()
 
     result = {}
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = "/usr/bin/chromium"
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-              "--window-size=1100,860", "--hide-scrollbars"):
-        opts.add_argument(a)
     started = time.monotonic()
-    # The system driver: Selenium Manager would try to download one.
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    driver = chromium.start()
     try:
         result["browser_start_s"] = round(time.monotonic() - started, 3)
         driver.set_script_timeout(CHANGE_TIMEOUT + 5)
@@ -102,7 +56,7 @@ def main():
         colours = [rgb(args.root), rgb(args.window)]
         seen = None
         while time.monotonic() - opened < CONNECT_TIMEOUT:
-            seen = driver.execute_script(COUNT_JS, colours)
+            seen = driver.execute_script(COUNT_JS, CANVAS, colours)
             if seen and seen["counts"][0] > seen["width"] * seen["height"] // 2 and seen["counts"][1] >= 10000:
                 break
             time.sleep(0.05)
@@ -125,7 +79,7 @@ def main():
         for colour in args.changes.split(","):
             t0 = time.monotonic()
             subprocess.run(["xsetroot", "-solid", "#" + colour], env=env, check=True)
-            if not driver.execute_async_script(WAIT_JS, 5, 5, rgb(colour), CHANGE_TIMEOUT * 1000):
+            if not driver.execute_async_script(WAIT_JS, CANVAS, 5, 5, rgb(colour), CHANGE_TIMEOUT * 1000):
                 fail("colour %s did not appear within %ss" % (colour, CHANGE_TIMEOUT), result)
             latencies.append(round((time.monotonic() - t0) * 1000, 1))
         result["change_ms"] = latencies

@@ -1,0 +1,63 @@
+"""chromium.py: what the browser checks (novnc_check.py, screencast_check.py)
+share: headless Chromium through Selenium and the system's chromedriver,
+and scripts that read a canvas's pixels.
+"""
+
+import json
+import sys
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
+# Counts the pixels of `canvas` near each colour (each channel within 8: no
+# colour is lost on the way, but be lenient), over the whole canvas.
+COUNT_JS = """
+const [selector, colours] = arguments;
+const c = document.querySelector(selector);
+if (!c || c.width < 2) return null;
+const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+const counts = colours.map(() => 0);
+for (let i = 0; i < d.length; i += 4) {
+  for (let k = 0; k < colours.length; k++) {
+    const [r, g, b] = colours[k];
+    if (Math.abs(d[i] - r) <= 8 && Math.abs(d[i + 1] - g) <= 8 && Math.abs(d[i + 2] - b) <= 8) counts[k]++;
+  }
+}
+return { width: c.width, height: c.height, counts: counts };
+"""
+
+# Waits (polling every 5 ms) until the canvas's pixel at (x, y) has the
+# colour; returns the page's Date.now() when it did, or false.
+WAIT_JS = """
+const [selector, x, y, rgb, timeoutMs, done] = arguments;
+const g = document.querySelector(selector).getContext('2d');
+const start = performance.now();
+(function poll() {
+  const p = g.getImageData(x, y, 1, 1).data;
+  if (Math.abs(p[0] - rgb[0]) <= 8 && Math.abs(p[1] - rgb[1]) <= 8 && Math.abs(p[2] - rgb[2]) <= 8) return done(Date.now());
+  if (performance.now() - start > timeoutMs) return done(false);
+  setTimeout(poll, 5);
+})();
+"""
+
+
+def rgb(hex_colour):
+    return [int(hex_colour[i:i + 2], 16) for i in (0, 2, 4)]
+
+
+def start(width=1100, height=860):
+    """A headless Chromium driven through the system's chromedriver (Selenium
+    Manager would try to download one)."""
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = "/usr/bin/chromium"
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+              "--window-size=%d,%d" % (width, height), "--hide-scrollbars"):
+        opts.add_argument(a)
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+
+
+def fail(why, result):
+    """Prints the result so far with the reason, as the last line, and exits 1."""
+    result["error"] = why
+    print(json.dumps(result))
+    sys.exit(1)
