@@ -1024,6 +1024,10 @@ function moonport.sleep(seconds) end
 ---@return number
 function moonport.now() end
 
+---Wall-clock seconds since 1970 (UTC), with sub-millisecond precision.
+---@return number
+function moonport.time() end
+
 ---This worker's number, from 1.
 ---@return integer
 function moonport.worker_id() end
@@ -1060,6 +1064,21 @@ function moonport.json.decode(text, opts) end
 ---@param t? table
 ---@return table
 function moonport.json.array(t) end
+
+moonport.zlib = {}
+
+---Compresses a string or buffer with DEFLATE.
+---@param data string|moonport.Buffer
+---@param opts? {level?: integer, format?: "zlib"|"gzip"|"raw"}
+---@return string
+function moonport.zlib.compress(data, opts) end
+
+---Inflates a string or buffer; bounded by opts.max (default 64 MiB).
+---@param data string|moonport.Buffer
+---@param opts? {max?: integer, format?: "zlib"|"gzip"|"raw"}
+---@return string? data
+---@return string? err "too large" | "invalid compressed data: ..."
+function moonport.zlib.decompress(data, opts) end
 
 moonport.log = {}
 

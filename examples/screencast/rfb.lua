@@ -1,7 +1,9 @@
 -- rfb.lua: a small VNC (RFB 3.8, RFC 6143) client for moonport scripts:
 -- enough to watch a screen. It asks the server for 32-bit pixels laid out as
 -- R, G, B, X bytes (what a browser's ImageData wants, but for alpha) and
--- for the Raw encoding only, so rectangles need no decoding at all.
+-- for the Raw encoding, so rectangles need no decoding at all. A client
+-- that only counts updates may ask for ZRLE too (`encodings`): its
+-- rectangles come back compressed, undecoded.
 --
 --   local rfb = require("rfb")
 --   local vnc, err = rfb.connect("127.0.0.1", 5900, { timeout = 5 })
@@ -47,7 +49,9 @@ local function fail(self, why)
 end
 
 -- The version handshake, security "None", and the init messages.
-local function handshake(self)
+local ENCODINGS = { raw = 0, zrle = 16 }
+
+local function handshake(self, encodings)
   local version, err = read(self, 12)
   if not version then return nil, err end
   local major, minor = version:match("^RFB (%d%d%d)%.(%d%d%d)\n$")
@@ -94,8 +98,12 @@ local function handshake(self)
   -- per channel at shifts 0/8/16, so bytes in memory are R, G, B, X.
   self.conn:write("\0\0\0\0" .. string.char(32, 24, 0, 1) .. be16(255) .. be16(255) .. be16(255)
     .. string.char(0, 8, 16, 0, 0, 0))
-  -- SetEncodings: Raw only.
-  self.conn:write("\2\0" .. be16(1) .. be32(0))
+  -- SetEncodings, in order of preference.
+  local list = {}
+  for i, name in ipairs(encodings) do
+    list[i] = be32(ENCODINGS[name] or error("rfb: unknown encoding " .. tostring(name)))
+  end
+  self.conn:write("\2\0" .. be16(#list) .. table.concat(list))
   return self
 end
 
@@ -108,8 +116,15 @@ function M.connect(host, port, opts)
   if not conn then return nil, err end
   conn:set_timeouts(timeout, timeout, 0)
   conn:set_nodelay(true)
-  local self = setmetatable({ conn = conn }, Client)
-  return handshake(self)
+  return M.open(conn, opts)
+end
+
+-- Handshakes over `conn`: anything with read_exact(n), write(data) and
+-- close() in moonport's style (a TCP connection, or a WebSocket wrapped to
+-- look like one, as bench/screencast_viewers.lua does for websockify).
+-- opts.encodings: names in order of preference, default { "raw" }.
+function M.open(conn, opts)
+  return handshake(setmetatable({ conn = conn }, Client), (opts or {}).encodings or { "raw" })
 end
 
 -- FramebufferUpdateRequest for the whole screen; `incremental` asks only for
@@ -121,7 +136,8 @@ end
 
 -- Waits for the next FramebufferUpdate (skipping bells, clipboard text and
 -- colour maps) and returns its rectangles, each with `pixels`: w*h*4 bytes,
--- row after row. Waits as long as the screen does not change.
+-- row after row (Raw), or with `zrle`: the rectangle's compressed data.
+-- Waits as long as the screen does not change.
 function Client:update()
   while true do
     local kind, err = read(self, 1)
@@ -135,17 +151,30 @@ function Client:update()
         local r, rerr = read(self, 12)
         if not r then return nil, rerr end
         local x, y, w, h, encoding = u16(r, 1), u16(r, 3), u16(r, 5), u16(r, 7), u32(r, 9)
-        if encoding ~= 0 then return fail(self, ("unexpected encoding %d"):format(encoding)) end
         if x + w > self.width or y + h > self.height then
           return fail(self, ("rectangle %dx%d+%d+%d outside the screen"):format(w, h, x, y))
         end
-        local pixels = ""
-        if w > 0 and h > 0 then
-          local perr
-          pixels, perr = read(self, w * h * 4)
-          if not pixels then return nil, perr end
+        local rect = { x = x, y = y, w = w, h = h }
+        if encoding == 0 then
+          rect.pixels = ""
+          if w > 0 and h > 0 then
+            local perr
+            rect.pixels, perr = read(self, w * h * 4)
+            if not rect.pixels then return nil, perr end
+          end
+        elseif encoding == 16 then
+          local len, lerr = read(self, 4)
+          if not len then return nil, lerr end
+          len = u32(len, 1)
+          if len > w * h * 4 + 65536 then return fail(self, "ZRLE rectangle too long") end
+          local data, derr = "", nil
+          if len > 0 then data, derr = read(self, len) end
+          if not data then return nil, derr end
+          rect.zrle = data
+        else
+          return fail(self, ("unexpected encoding %d"):format(encoding))
         end
-        rects[i] = { x = x, y = y, w = w, h = h, pixels = pixels }
+        rects[i] = rect
       end
       return rects
     elseif kind == 1 then -- SetColourMapEntries: not used with true colour

@@ -59,7 +59,7 @@ def main():
     drivers = []
     try:
         for _ in range(args.viewers):
-            drivers.append(chromium.start(1000, 680))
+            drivers.append(chromium.start(1000, 800))
             drivers[-1].set_script_timeout(CHANGE_TIMEOUT + 5)
         for d in drivers:
             d.get(args.url)
