@@ -5,6 +5,7 @@ and scripts that read a canvas's pixels.
 
 import json
 import sys
+import time
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -39,6 +40,21 @@ const start = performance.now();
   setTimeout(poll, 5);
 })();
 """
+
+
+def wait_for_desktop(driver, canvas, colours, timeout):
+    """Waits until the canvas shows the desktop: most of it in the first
+    colour (the root window), at least 100x100 pixels of the second (a
+    window). Returns the last pixel counts and the seconds it took (None if
+    it never did)."""
+    opened = time.monotonic()
+    seen = None
+    while time.monotonic() - opened < timeout:
+        seen = driver.execute_script(COUNT_JS, canvas, colours)
+        if seen and seen["counts"][0] > seen["width"] * seen["height"] // 2 and seen["counts"][1] >= 10000:
+            return seen, time.monotonic() - opened
+        time.sleep(0.05)
+    return seen, None
 
 
 def rgb(hex_colour):

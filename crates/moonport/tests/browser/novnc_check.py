@@ -23,7 +23,7 @@ import subprocess
 import time
 
 import chromium
-from chromium import COUNT_JS, WAIT_JS, fail, rgb
+from chromium import WAIT_JS, fail, rgb, wait_for_desktop
 
 CANVAS = "#noVNC_container canvas"
 
@@ -48,24 +48,17 @@ def main():
     try:
         result["browser_start_s"] = round(time.monotonic() - started, 3)
         driver.set_script_timeout(CHANGE_TIMEOUT + 5)
-        opened = time.monotonic()
         driver.get(args.url)
 
         # Connected and drawn: most of the canvas has the root's colour, and
         # the window (at least 100x100 pixels) is there.
-        colours = [rgb(args.root), rgb(args.window)]
-        seen = None
-        while time.monotonic() - opened < CONNECT_TIMEOUT:
-            seen = driver.execute_script(COUNT_JS, CANVAS, colours)
-            if seen and seen["counts"][0] > seen["width"] * seen["height"] // 2 and seen["counts"][1] >= 10000:
-                break
-            time.sleep(0.05)
-        else:
+        seen, took = wait_for_desktop(driver, CANVAS, [rgb(args.root), rgb(args.window)], CONNECT_TIMEOUT)
+        if took is None:
             status = driver.execute_script(
                 "const s = document.getElementById('noVNC_status'); return s && s.textContent")
             fail("the desktop's colours did not appear within %ss (noVNC status: %r, canvas and "
                  "pixels of the root's and the window's colour: %r)" % (CONNECT_TIMEOUT, status, seen), result)
-        result["first_picture_s"] = round(time.monotonic() - opened, 3)
+        result["first_picture_s"] = round(took, 3)
         result["canvas"] = [seen["width"], seen["height"]]
         result["root_pixels"], result["window_pixels"] = seen["counts"]
         # Let the window's text settle before the picture is taken.

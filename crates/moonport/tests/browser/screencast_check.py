@@ -26,22 +26,11 @@ import threading
 import time
 
 import chromium
-from chromium import COUNT_JS, WAIT_JS, fail, rgb
+from chromium import WAIT_JS, fail, rgb, wait_for_desktop
 
 CANVAS = "#screen"
 CONNECT_TIMEOUT = 20.0
 CHANGE_TIMEOUT = 10.0
-
-
-def wait_for_desktop(driver, colours):
-    opened = time.monotonic()
-    seen = None
-    while time.monotonic() - opened < CONNECT_TIMEOUT:
-        seen = driver.execute_script(COUNT_JS, CANVAS, colours)
-        if seen and seen["counts"][0] > seen["width"] * seen["height"] // 2 and seen["counts"][1] >= 10000:
-            return seen, time.monotonic() - opened
-        time.sleep(0.05)
-    return seen, None
 
 
 def main():
@@ -67,7 +56,7 @@ def main():
         colours = [rgb(args.root), rgb(args.window)]
         result["first_picture_s"] = []
         for n, d in enumerate(drivers, 1):
-            seen, took = wait_for_desktop(d, colours)
+            seen, took = wait_for_desktop(d, CANVAS, colours, CONNECT_TIMEOUT)
             if took is None:
                 stats = d.execute_script("return window.screencast")
                 fail("viewer %d: the desktop's colours did not appear within %ss (canvas and pixels "
