@@ -89,21 +89,20 @@ where
         let (worker, peer) = (WORKER.get(), PEER.get());
         match self {
             LogFormat::Json => {
-                let mut line = serde_json::Map::new();
-                line.insert("ts".into(), ts.into());
-                line.insert("level".into(), meta.level().as_str().to_ascii_lowercase().into());
+                // Written key by key, so every line has them in this order.
+                let level = meta.level().as_str().to_ascii_lowercase();
+                write!(w, "{{\"ts\":{},\"level\":{}", json(&ts), json(&level))?;
                 if worker > 0 {
-                    line.insert("worker".into(), worker.into());
+                    write!(w, ",\"worker\":{worker}")?;
                 }
                 if let Some(peer) = peer {
-                    line.insert("peer".into(), peer.to_string().into());
+                    write!(w, ",\"peer\":{}", json(&peer.to_string()))?;
                 }
-                line.insert("target".into(), target.into());
-                line.insert("message".into(), fields.message.into());
+                write!(w, ",\"target\":{},\"message\":{}", json(target), json(&fields.message))?;
                 if !fields.rest.is_empty() {
-                    line.insert("fields".into(), fields.rest.into());
+                    write!(w, ",\"fields\":{}", serde_json::Value::Object(fields.rest))?;
                 }
-                writeln!(w, "{}", serde_json::Value::Object(line))
+                writeln!(w, "}}")
             }
             LogFormat::Text { ansi } => {
                 write!(w, "{ts} ")?;
@@ -132,6 +131,11 @@ where
             }
         }
     }
+}
+
+/// A string as a JSON string literal.
+fn json(s: &str) -> serde_json::Value {
+    serde_json::Value::String(s.to_string())
 }
 
 /// ANSI colours of the levels, as tracing-subscriber's own format has them.

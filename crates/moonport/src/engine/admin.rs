@@ -40,12 +40,12 @@ impl Engine {
         let listener = platform::bind_listener(addr, ListenOptions { backlog: 64, ipv6_only: None, shared: false })?;
         let bound = listener.local_addr()?;
         let engine = self.clone();
-        std::thread::Builder::new().name("moonport-admin".into()).spawn(move || {
-            match compio::runtime::Runtime::new() {
+        std::thread::Builder::new().name("moonport-admin".into()).spawn(
+            move || match compio::runtime::Runtime::new() {
                 Ok(runtime) => runtime.block_on(serve(engine, listener)),
                 Err(e) => tracing::error!("admin: cannot start its I/O runtime: {e}"),
-            }
-        })?;
+            },
+        )?;
         tracing::info!("admin endpoint http://{bound} (/metrics, /health)");
         *running = Some(bound);
         Ok(bound)

@@ -143,6 +143,10 @@ impl Registry {
             series: Mutex::default(),
             budget: self.budget.clone(),
         });
+        // A metric without labels shows (as zero) from the start.
+        if family.spec.labels.is_empty() {
+            family.series(Vec::new())?;
+        }
         families.insert(family.spec.name.clone(), family.clone());
         Ok(family)
     }
@@ -177,7 +181,9 @@ fn validate(spec: &Spec) -> Result<(), MetricError> {
         s.chars().next().is_some_and(ok_first) && s.chars().all(|c| ok_first(c) || c.is_ascii_digit())
     };
     if name.len() > MAX_NAME || !ident(name, true) {
-        return error(format!("invalid metric name {name:?} (letters, digits, '_' and ':', not starting with a digit)"));
+        return error(format!(
+            "invalid metric name {name:?} (letters, digits, '_' and ':', not starting with a digit)"
+        ));
     }
     if name.starts_with(RESERVED_PREFIX) {
         return error(format!("metric names starting with {RESERVED_PREFIX:?} are moonport's own"));
@@ -317,7 +323,9 @@ impl AtomicF64 {
     }
 
     fn add(&self, n: f64) {
-        let _ = self.0.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| Some((f64::from_bits(bits) + n).to_bits()));
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| Some((f64::from_bits(bits) + n).to_bits()));
     }
 }
 
