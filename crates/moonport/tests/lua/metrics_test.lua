@@ -50,6 +50,17 @@ T.test("built-in metrics are there", function()
   T.truthy(metrics.text():find('moonport_io_driver_info{driver="', 1, true), "driver")
 end)
 
+T.test("room messages a full queue drops are counted", function()
+  local room = moonport.room("t_metrics")
+  local oldest = room:subscribe({ queue = 1 })
+  local latest = room:subscribe({ queue = 2, policy = "keep_latest" })
+  local strict = room:subscribe({ queue = 2, policy = "disconnect" })
+  for i = 1, 3 do room:publish("m" .. i) end
+  -- drop_oldest lost m1 and m2; keep_latest m1 and m2; disconnect m3 and the two it held.
+  T.eq(sample('moonport_room_dropped_messages_total{worker="1"}'), 7)
+  oldest:close(); latest:close(); strict:close()
+end)
+
 T.test("wrong arguments raise errors", function()
   T.raises("bad argument #1 to 'counter' (string expected, got nil)", metrics.counter)
   T.raises("invalid metric name", metrics.counter, "no-dashes")
