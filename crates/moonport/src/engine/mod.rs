@@ -165,11 +165,12 @@ fn install_signal_handler(engine: &Arc<Engine>) {
     let presses = AtomicUsize::new(0);
     let installed = ctrlc::set_handler(move || {
         if presses.fetch_add(1, Ordering::SeqCst) == 0 {
+            // Fired before the line is logged, so whoever reads the line sees the shutdown (`/health` too).
+            engine.shutdown.fire();
             tracing::info!(
                 "shutting down: no new connections, {:?} for open ones to finish (signal again to exit now)",
                 engine.config.grace
             );
-            engine.shutdown.fire();
         } else {
             std::process::exit(130);
         }
