@@ -1094,6 +1094,69 @@ function moonport.log.warn(...) end
 ---@param ... any
 function moonport.log.error(...) end
 
+---Process-wide counters, gauges and histograms (docs/lua-api.md#moonportmetrics).
+moonport.metrics = {}
+
+---@class moonport.Counter
+local Counter = {}
+
+---Adds n (default 1, >= 0) to the series of these label values.
+---@param n? number
+---@param label_values? (string|number)[] one per label, in order; nil without labels
+function Counter:inc(n, label_values) end
+
+---@class moonport.Gauge
+local Gauge = {}
+
+---@param v number
+---@param label_values? (string|number)[]
+function Gauge:set(v, label_values) end
+
+---@param n? number default 1
+---@param label_values? (string|number)[]
+function Gauge:inc(n, label_values) end
+
+---@param n? number default 1
+---@param label_values? (string|number)[]
+function Gauge:dec(n, label_values) end
+
+---@class moonport.Histogram
+local Histogram = {}
+
+---@param v number
+---@param label_values? (string|number)[]
+function Histogram:observe(v, label_values) end
+
+---A counter, the same one on every worker that registers `name`.
+---@param name string letters, digits, '_' and ':'; not "moonport_..."
+---@param help? string
+---@param labels? string[] label names
+---@return moonport.Counter
+function moonport.metrics.counter(name, help, labels) end
+
+---@param name string
+---@param help? string
+---@param labels? string[]
+---@return moonport.Gauge
+function moonport.metrics.gauge(name, help, labels) end
+
+---@param name string
+---@param help? string
+---@param labels? string[]
+---@param buckets? number[] increasing upper bounds (default 0.005 .. 10 seconds)
+---@return moonport.Histogram
+function moonport.metrics.histogram(name, help, labels, buckets) end
+
+---Every metric in the Prometheus text exposition format 0.0.4.
+---@return string
+function moonport.metrics.text() end
+
+---Starts the admin listener (/metrics, /health) once per process, as --admin does.
+---@param opts {listen: string} "ip:port"
+---@return string? ip
+---@return integer|string port_or_err
+function moonport.admin(opts) end
+
 moonport.http = {}
 
 ---@class moonport.HttpOptions: moonport.ListenOptions

@@ -26,7 +26,13 @@
 //!   message assembly). Knows nothing of Lua; the parsers are pure, and
 //!   the few session files drive a `net::TcpConn`.
 //! - [`engine`]: worker threads (one compio runtime and one Lua VM each),
-//!   listener sharding across them, what keeps a worker alive, shutdown.
+//!   listener sharding across them, what keeps a worker alive, shutdown,
+//!   and the admin listener (`/metrics`, `/health`).
+//! - [`metrics`]: process-wide counters, gauges and histograms (the
+//!   script's and the engine's own per-worker statistics) and their
+//!   Prometheus text. The layers above count into them.
+//! - [`logging`]: log lines as text or JSON, carrying the worker and the
+//!   connection's peer they come from (a context the layers above set).
 //! - `platform`: the only place with `cfg(unix)` / `cfg(windows)`: socket
 //!   options for sharding, fd limits, platform error codes.
 //!
@@ -35,7 +41,9 @@
 pub mod buf;
 pub mod dns;
 pub mod engine;
+pub mod logging;
 pub mod lua;
+pub mod metrics;
 pub mod net;
 mod platform;
 pub mod proto;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use moonport::engine::Sharding;
+use moonport::logging::LogFormat;
 use tracing_subscriber::EnvFilter;
 
 // Coroutines, Lua strings and I/O operations allocate and free small blocks at
@@ -53,12 +54,34 @@ enum Command {
         /// error, warn, info, debug or trace; RUST_LOG, when set, takes precedence.
         #[arg(long, default_value = "info")]
         log_level: String,
+        /// "text" (for people) or "json" (one JSON object a line: ts, level,
+        /// worker, peer, target, message, fields).
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        log_format: String,
+        /// Serve /metrics (Prometheus text) and /health over HTTP on this
+        /// address, e.g. 127.0.0.1:9145.
+        #[arg(long, value_name = "ADDR")]
+        admin: Option<std::net::SocketAddr>,
+        /// Most metric series (label combinations over all metrics) scripts may create.
+        #[arg(long, default_value_t = moonport::metrics::DEFAULT_MAX_SERIES)]
+        metrics_max_series: usize,
     },
 }
 
 fn main() -> ExitCode {
-    let Command::Run { script, args, workers, grace, sharding, max_coroutines, lua_path, log_level } =
-        Cli::parse().command;
+    let Command::Run {
+        script,
+        args,
+        workers,
+        grace,
+        sharding,
+        max_coroutines,
+        lua_path,
+        log_level,
+        log_format,
+        admin,
+        metrics_max_series,
+    } = Cli::parse().command;
     let filter = std::env::var("RUST_LOG")
         .ok()
         .and_then(|spec| EnvFilter::try_new(spec).ok())
@@ -67,8 +90,11 @@ fn main() -> ExitCode {
         eprintln!("moonport: invalid --log-level {log_level:?}");
         return ExitCode::FAILURE;
     };
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
+    let format = match log_format.as_str() {
+        "json" => LogFormat::Json,
+        _ => LogFormat::Text { ansi: std::io::IsTerminal::is_terminal(&std::io::stderr()) },
+    };
+    moonport::logging::init(filter, format);
 
     if !(grace.is_finite() && grace >= 0.0) {
         eprintln!("moonport: --grace must be a number of seconds >= 0");
@@ -92,5 +118,7 @@ fn main() -> ExitCode {
         sharding,
         max_coroutines: max_coroutines.max(1),
         lua_path: lua_path.iter().flat_map(|p| p.split(';')).filter(|p| !p.is_empty()).map(str::to_string).collect(),
+        admin,
+        max_series: metrics_max_series,
     })
 }

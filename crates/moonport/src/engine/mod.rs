@@ -7,12 +7,16 @@
 //!
 //! The process ends when every worker has nothing left to do, or on SIGINT /
 //! SIGTERM: listeners stop, connections get `grace` to finish, then it exits.
+//! An admin listener (`--admin`), on a thread of its own, serves the
+//! metrics and a health check meanwhile.
 
 mod activity;
+mod admin;
 mod ports;
 mod trigger;
 mod worker;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -42,6 +46,10 @@ pub struct Config {
     /// `--lua-path` entries: directories or `?` templates, searched by
     /// `require` after the script's directory.
     pub lua_path: Vec<String>,
+    /// `--admin`: where to serve `/metrics` and `/health` from the start.
+    pub admin: Option<SocketAddr>,
+    /// Most metric series (label combinations over all metrics).
+    pub max_series: usize,
 }
 
 /// The default `max_coroutines`. Each live coroutine holds one slot of mlua's
@@ -61,6 +69,10 @@ pub struct Engine {
     pub rooms: crate::room::Rooms,
     /// Start of the process: the zero of `moonport.now()`.
     pub epoch: Instant,
+    /// Every metric of the process, the script's and the engine's.
+    pub metrics: crate::metrics::Registry,
+    /// Where the admin listener runs, once started.
+    admin: Mutex<Option<SocketAddr>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     others_started: AtomicBool,
     failed: AtomicBool,
@@ -109,6 +121,8 @@ pub fn run(config: Config) -> ExitCode {
     if let Some(limit) = crate::platform::raise_fd_limit() {
         tracing::debug!("open file limit: {limit}");
     }
+    let admin = config.admin;
+    let metrics = crate::metrics::Registry::new(config.max_series);
     let engine = Arc::new(Engine {
         config,
         source,
@@ -116,11 +130,19 @@ pub fn run(config: Config) -> ExitCode {
         ports: ListenRegistry::default(),
         rooms: Default::default(),
         epoch: Instant::now(),
+        metrics,
+        admin: Mutex::new(None),
         threads: Mutex::new(Vec::new()),
         others_started: AtomicBool::new(false),
         failed: AtomicBool::new(false),
     });
     install_signal_handler(&engine);
+    if let Some(addr) = admin
+        && let Err(e) = engine.start_admin(addr)
+    {
+        tracing::error!("admin listener on {addr}: {e}");
+        return ExitCode::FAILURE;
+    }
     engine.spawn_worker(1);
     // Worker 1 adds the other workers before it ends, so popping until empty joins all.
     loop {
@@ -143,11 +165,12 @@ fn install_signal_handler(engine: &Arc<Engine>) {
     let presses = AtomicUsize::new(0);
     let installed = ctrlc::set_handler(move || {
         if presses.fetch_add(1, Ordering::SeqCst) == 0 {
+            // Fired before the line is logged, so whoever reads the line sees the shutdown (`/health` too).
+            engine.shutdown.fire();
             tracing::info!(
                 "shutting down: no new connections, {:?} for open ones to finish (signal again to exit now)",
                 engine.config.grace
             );
-            engine.shutdown.fire();
         } else {
             std::process::exit(130);
         }

@@ -10,6 +10,7 @@ use futures_util::future::select;
 
 use super::{Activity, Engine};
 use crate::lua;
+use crate::metrics::WorkerStats;
 
 /// What the Lua bindings of one worker need from the engine.
 pub struct WorkerCtx {
@@ -21,10 +22,12 @@ pub struct WorkerCtx {
     pub listen_seq: Cell<usize>,
     /// Coroutines alive on this worker, against `Config::max_coroutines`.
     pub coroutines: Cell<usize>,
+    /// This worker's statistics, which `/metrics` shows.
+    pub stats: Arc<WorkerStats>,
 }
 
 pub fn run(engine: Arc<Engine>, id: usize) {
-    let _span = tracing::info_span!("worker", id).entered();
+    crate::logging::set_worker(id);
     let runtime = match compio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -34,29 +37,37 @@ pub fn run(engine: Arc<Engine>, id: usize) {
         }
     };
     if id == 1 {
-        report_driver(&runtime);
+        report_driver(&engine, &runtime);
     }
     runtime.block_on(serve(engine, id));
 }
 
-fn report_driver(runtime: &compio::runtime::Runtime) {
+fn report_driver(engine: &Engine, runtime: &compio::runtime::Runtime) {
     use compio::driver::DriverType;
-    match runtime.driver_type() {
-        DriverType::IoUring => tracing::info!("I/O driver: io_uring"),
-        DriverType::IOCP => tracing::info!("I/O driver: IOCP"),
-        DriverType::Poll => {
-            tracing::warn!("I/O driver: polling fallback (io_uring unavailable); expect lower throughput")
-        }
+    let driver = match runtime.driver_type() {
+        DriverType::IoUring => "io_uring",
+        DriverType::IOCP => "IOCP",
+        DriverType::Poll => "poll",
+    };
+    engine.metrics.set_driver(driver);
+    if driver == "poll" {
+        tracing::warn!("I/O driver: polling fallback (io_uring unavailable); expect lower throughput");
+    } else {
+        tracing::info!("I/O driver: {driver}");
     }
 }
 
 async fn serve(engine: Arc<Engine>, id: usize) {
+    let stats = WorkerStats::new(id);
+    stats.install();
+    engine.metrics.add_worker(stats.clone());
     let ctx = Rc::new(WorkerCtx {
         id,
         engine: engine.clone(),
         activity: Activity::new(),
         listen_seq: Cell::new(0),
         coroutines: Cell::new(0),
+        stats,
     });
     let vm = match lua::Vm::new(ctx.clone()) {
         Ok(vm) => vm,

@@ -12,6 +12,7 @@ mod dns;
 mod http;
 mod json;
 mod log;
+mod metrics;
 mod net;
 mod relay;
 mod room;
@@ -101,6 +102,7 @@ fn install(lua: &Lua, ctx: &WorkerCtx) -> mlua::Result<()> {
     channel::install(lua, &moonport)?;
     http::install(lua, &moonport)?;
     ws::install(lua, &moonport)?;
+    metrics::install(lua, &moonport)?;
 
     let globals = lua.globals();
     globals.set("moonport", &moonport)?;

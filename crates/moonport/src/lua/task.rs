@@ -34,8 +34,9 @@ pub fn spawn(
     // the task is dropped before it ends.
     let finished = runner.call_async::<(bool, Value)>((f, args));
     let hold = ctx.activity.hold();
-    ctx.coroutines.set(ctx.coroutines.get() + 1);
-    compio::runtime::spawn(async move {
+    set_coroutines(&ctx, ctx.coroutines.get() + 1);
+    // The new coroutine logs as part of the connection it was started for.
+    let task = crate::logging::in_conn(crate::logging::peer(), async move {
         // A panic in a binding must not silently swallow the task: report it
         // as the task's failure (the main chunk's then fails the process).
         let error = match AssertUnwindSafe(finished).catch_unwind().await {
@@ -44,11 +45,14 @@ pub fn spawn(
             Ok(Err(e)) => Some(e.to_string()),
             Err(panic) => Some(format!("internal error: {}", panic_message(&panic))),
         };
+        if error.is_some() {
+            ctx.stats.lua_errors.add(1);
+        }
         done(error);
-        ctx.coroutines.set(ctx.coroutines.get() - 1);
+        set_coroutines(&ctx, ctx.coroutines.get() - 1);
         drop(hold);
-    })
-    .detach();
+    });
+    compio::runtime::spawn(task).detach();
     Ok(())
 }
 
@@ -68,14 +72,20 @@ pub fn reserve(lua: &Lua, units: usize) -> mlua::Result<Reserved> {
     if ctx.coroutines.get() + units > limit {
         return Err(mlua::Error::runtime(format!("too many coroutines (this worker's limit is {limit})")));
     }
-    ctx.coroutines.set(ctx.coroutines.get() + units);
+    set_coroutines(&ctx, ctx.coroutines.get() + units);
     Ok(Reserved { ctx, units })
 }
 
 impl Drop for Reserved {
     fn drop(&mut self) {
-        self.ctx.coroutines.set(self.ctx.coroutines.get() - self.units);
+        set_coroutines(&self.ctx, self.ctx.coroutines.get() - self.units);
     }
+}
+
+/// The worker's coroutine count, mirrored into its statistics.
+fn set_coroutines(ctx: &crate::engine::WorkerCtx, n: usize) {
+    ctx.coroutines.set(n);
+    ctx.stats.coroutines.set(n as u64);
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> &str {

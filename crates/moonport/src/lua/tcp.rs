@@ -159,12 +159,12 @@ fn accept_tls(lua: &Lua, handler: &Rc<Function>, tls: &super::tls::ServerTls, co
     };
     let deadline = tls.handshake_timeout.map(|d| std::time::Instant::now() + d);
     let (lua, handler) = (lua.clone(), handler.clone());
-    compio::runtime::spawn(async move {
+    compio::runtime::spawn(crate::logging::in_conn(Some(peer), async move {
         match conn.start_tls(session, deadline).await {
             Ok(()) => serve_conn(&lua, &handler, conn, peer),
             Err(e) => tracing::info!("connection {peer}: tls handshake failed: {e}"),
         }
-    })
+    }))
     .detach();
 }
 
@@ -177,11 +177,14 @@ fn serve_conn(lua: &Lua, handler: &Function, conn: TcpConn, peer: SocketAddr) {
         Ok(ud) => ud,
         Err(e) => return tracing::error!("connection {peer}: {e}"),
     };
-    let started = spawn(lua, handler.clone(), ud, move |error| {
-        if let Some(error) = error {
-            tracing::error!("connection {peer}: {error}");
-        }
-        closer.finish();
+    // The handler's coroutine (and the tasks it spawns) log with the peer.
+    let started = crate::logging::with_peer(peer, || {
+        spawn(lua, handler.clone(), ud, move |error| {
+            if let Some(error) = error {
+                tracing::error!("connection {peer}: {error}");
+            }
+            closer.finish();
+        })
     });
     if let Err(e) = started {
         refused.close();

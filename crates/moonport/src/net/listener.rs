@@ -11,6 +11,7 @@ use compio::net::{TcpListener, TcpStream};
 use futures_util::future::{Either, select};
 
 use super::handoff::HandOffQueue;
+use crate::metrics::with_worker;
 use crate::platform;
 
 /// How long accepting pauses after running out of file descriptors: long
@@ -65,7 +66,10 @@ impl AcceptLoop {
                 Either::Right((None, _)) | Either::Left(_) => return,
             };
             match result {
-                Ok((stream, peer)) => on_conn(stream, peer),
+                Ok((stream, peer)) => {
+                    with_worker(|s| s.accepted.add(1));
+                    on_conn(stream, peer)
+                }
                 Err(e) => compio::time::sleep(backoff.pause_after(&e)).await,
             }
         }

@@ -30,6 +30,7 @@ use futures_util::lock::Mutex;
 
 use super::NetError;
 use crate::buf::Chunk;
+use crate::metrics::with_worker;
 use crate::tls::{TlsInfo, TlsSession};
 
 /// Deadlines for the operations of one connection; `None` waits forever.
@@ -175,6 +176,7 @@ impl TcpConn {
     /// response protocols want; `set_nodelay(false)` turns it back on.
     pub fn new(stream: TcpStream, read_chunk: usize) -> Self {
         let _ = stream.set_nodelay(true);
+        with_worker(|s| s.open.add(1));
         Self(Rc::new(Conn {
             stream: RefCell::new(Some(stream)),
             reader: RefCell::new(Some(Reader::new())),
@@ -417,7 +419,9 @@ impl Conn {
                 }
             },
         };
-        res.map(|()| buf).map_err(NetError::from)
+        res.map_err(NetError::from)?;
+        with_worker(|s| s.bytes_sent.add(buf.as_slice().len() as u64));
+        Ok(buf)
     }
 
     /// Waits for earlier writers, then holds off later ones while the guard
@@ -446,6 +450,7 @@ impl Conn {
         if let Some(stream) = self.stream.borrow_mut().take() {
             // Wakes reads and writes still in flight so they drop their handles.
             let _ = socket2::SockRef::from(&stream).shutdown(std::net::Shutdown::Both);
+            with_worker(|s| s.open.sub(1));
         }
         // Frees the read buffer and cancels a read parked by a timeout.
         self.reader.borrow_mut().take();
@@ -542,6 +547,7 @@ impl ReadGuard<'_> {
             Ok(n) => n,
             Err(e) => return Err(NetError::from(e)),
         };
+        with_worker(|s| s.bytes_received.add(n as u64));
         r.adapt(n, chunk);
         if !tls {
             return Ok(n);

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use event_listener::Event;
 
 use crate::buf::Chunk;
+use crate::metrics::with_worker;
 
 /// What to do with a message that does not fit in a full queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +106,9 @@ impl Subscription {
         if !fits(&q) {
             match self.policy {
                 Policy::Disconnect => {
+                    // The message that did not fit, and the queue `close` clears.
+                    let dropped = q.messages.len() as u64 + 1;
+                    with_worker(|s| s.room_dropped.add(dropped));
                     drop(q);
                     self.overflowed.store(true, Ordering::Release);
                     self.close();
@@ -112,6 +116,7 @@ impl Subscription {
                 }
                 Policy::KeepLatest => {
                     self.missed.fetch_add(q.messages.len() as u64, Ordering::Relaxed);
+                    with_worker(|s| s.room_dropped.add(q.messages.len() as u64));
                     q.messages.clear();
                     q.bytes = 0;
                 }
@@ -120,6 +125,7 @@ impl Subscription {
                         let Some(old) = q.messages.pop_front() else { break };
                         q.bytes -= old.as_slice().len();
                         self.missed.fetch_add(1, Ordering::Relaxed);
+                        with_worker(|s| s.room_dropped.add(1));
                     }
                 }
             }

@@ -213,7 +213,8 @@ impl Moonport {
 fn parse_listening(log: &str) -> Option<SocketAddr> {
     log.lines().find_map(|line| {
         let rest = &line[line.find("listening on ")? + "listening on ".len()..];
-        rest.split_whitespace().next()?.parse().ok()
+        // The address ends at a space, or at the quote closing a JSON log line's message.
+        rest.split(|c: char| c.is_whitespace() || c == '"').next()?.parse().ok()
     })
 }
 
