@@ -36,7 +36,7 @@ impl<'a> Arg<'a> {
 }
 
 /// `file:line: ` of the innermost script function on the stack, skipping
-/// mlua's internal async trampoline.
+/// mlua's internal async trampoline and moonport's own Lua wrappers.
 pub fn location(lua: &Lua) -> String {
     for level in 1..8 {
         let found = lua.inspect_stack(level, |d| {
@@ -45,7 +45,7 @@ pub fn location(lua: &Lua) -> String {
         });
         match found {
             None => break,
-            Some((src, Some(line))) if !src.contains("__mlua") => return format!("{src}:{line}: "),
+            Some((src, Some(line))) if !src.contains("__mlua") && src != super::INTERNAL_CHUNK[1..] => return format!("{src}:{line}: "),
             Some(_) => continue,
         }
     }

@@ -77,6 +77,10 @@ impl Vm {
     }
 }
 
+/// Chunk name of the Lua wrappers the bindings define (fast paths in front
+/// of asynchronous calls); error locations skip their frames.
+const INTERNAL_CHUNK: &str = "=[moonport]";
+
 /// The worker a Lua state belongs to.
 pub(crate) fn worker(lua: &Lua) -> mlua::Result<Rc<WorkerCtx>> {
     lua.app_data_ref::<Rc<WorkerCtx>>()

@@ -137,7 +137,7 @@ impl UserData for Socket {
                 Ok(c) => c,
                 Err(e) => return udp::fail(&lua, e),
             };
-            tcp::write(&lua, &conn, tcp::Outgoing::new(&conn, data)).await
+            tcp::write(&lua, &conn, tcp::Outgoing::new(&conn, data, 0), 0).await
         });
         m.add_async_method("recv", |lua, this: UserDataRef<Self>, max: Value| async move {
             if this.kind() == SocketKind::Datagram {

@@ -4,6 +4,7 @@
 //! line or the end of the peer's stream) the connection is closed and later
 //! calls fail fast with `"closed"`. After end of stream it stays writable.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::rc::Rc;
@@ -360,22 +361,71 @@ pub(super) enum Outgoing {
 }
 
 impl Outgoing {
-    pub(super) fn new(conn: &TcpConn, data: Bytes) -> Self {
+    /// What is left of `data` after its first `sent` bytes.
+    pub(super) fn new(conn: &TcpConn, data: Bytes, sent: usize) -> Self {
         match data {
-            Bytes::Str(s) => Outgoing::Staged(conn.stage(&s.as_bytes())),
-            Bytes::Buf(chunk) => Outgoing::Chunk(chunk),
+            Bytes::Buf(chunk) if sent == 0 => Outgoing::Chunk(chunk),
+            data => data.with(|bytes| Outgoing::Staged(conn.stage(bytes.get(sent..).unwrap_or_default()))),
         }
     }
 }
 
-/// Writes a string (copied once), or a buffer without a copy; returns the byte count.
-pub(super) async fn write(lua: &Lua, conn: &TcpConn, data: Outgoing) -> mlua::Result<MultiValue> {
+/// `conn:write`: a Lua function that sends at once what the socket takes
+/// (`try_write`: no operation, no wait, no copy; most writes end there) and
+/// only otherwise waits for the rest (`wait_write`, queued behind other
+/// writers). An asynchronous call costs a future and a userdata each time,
+/// a plain one neither.
+const WRITE: &str = r#"
+local try_write, wait_write = ...
+return function(self, data)
+  local n, sent = try_write(self, data)
+  if n == false then return wait_write(self, data, sent) end
+  return n, sent
+end
+"#;
+
+/// Makes `conn:write` (see `WRITE`) when the connection metatable is built.
+struct WriteMethod;
+
+impl mlua::IntoLua for WriteMethod {
+    fn into_lua(self, lua: &Lua) -> mlua::Result<Value> {
+        let try_write = lua.create_function(try_write)?;
+        let wait_write = lua.create_async_function(wait_write)?;
+        lua.load(WRITE).set_name(super::INTERNAL_CHUNK).call((try_write, wait_write))
+    }
+}
+
+/// `n` when all of `data` went out now, `false, sent` when the rest must
+/// wait, `nil, err` on failure.
+fn try_write(lua: &Lua, (this, data): (UserDataRef<TcpConn>, Value)) -> mlua::Result<MultiValue> {
+    let data = Bytes::from_lua(lua, data, Arg::new("write", 1))?;
+    match data.with(|bytes| this.try_write(bytes).map(|n| (n, bytes.len()))) {
+        Ok((n, len)) if n == len => n.into_lua_multi(lua),
+        Ok((sent, _)) => (false, sent).into_lua_multi(lua),
+        Err(e) => fail(lua, Some(&this), e, None),
+    }
+}
+
+/// Writes what `try_write` could not send now; returns the whole count.
+fn wait_write(
+    lua: Lua,
+    (this, data, sent): (UserDataRef<TcpConn>, Value, usize),
+) -> impl Future<Output = mlua::Result<MultiValue>> {
+    let conn = TcpConn::clone(&this);
+    drop(this);
+    let data = Bytes::from_lua(&lua, data, Arg::new("write", 1)).map(|d| Outgoing::new(&conn, d, sent));
+    async move { write(&lua, &conn, data?, sent).await }
+}
+
+/// Writes a string (copied once), or a buffer without a copy; returns the
+/// byte count, counting the `sent` bytes that went out before.
+pub(super) async fn write(lua: &Lua, conn: &TcpConn, data: Outgoing, sent: usize) -> mlua::Result<MultiValue> {
     let result = match data {
         Outgoing::Staged(buf) => conn.write_staged(buf).await,
         Outgoing::Chunk(chunk) => conn.write_chunk(chunk).await,
     };
     match result {
-        Ok(n) => n.into_lua_multi(lua),
+        Ok(n) => (n + sent).into_lua_multi(lua),
         Err(e) => fail(lua, Some(conn), e, None),
     }
 }
@@ -389,6 +439,10 @@ fn size(lua: &Lua, v: Value, arg: Arg, min: i64, default: Option<i64>) -> mlua::
 /// mlua's reference stack, which LuaJIT caps at 8000 per state, so a waiting
 /// call must not hold one (see `lua::task` for the per-worker limit).
 impl UserData for TcpConn {
+    fn add_fields<F: mlua::UserDataFields<Self>>(f: &mut F) {
+        f.add_field("write", WriteMethod);
+    }
+
     fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
         m.add_async_method("read", |lua, this: UserDataRef<Self>, max: Value| {
             let this = TcpConn::clone(&this);
@@ -437,11 +491,6 @@ impl UserData for TcpConn {
                 let n = size(&lua, n, Arg::new("read_exact_into", 2), 0, None)?;
                 read(&lua, &this, ReadOp::ExactInto { buf, n }).await
             }
-        });
-        m.add_async_method("write", |lua, this: UserDataRef<Self>, data: Value| {
-            let this = TcpConn::clone(&this);
-            let data = Bytes::from_lua(&lua, data, Arg::new("write", 1)).map(|d| Outgoing::new(&this, d));
-            async move { write(&lua, &this, data?).await }
         });
         m.add_async_method("shutdown", |lua, this: UserDataRef<Self>, how: Value| {
             let this = TcpConn::clone(&this);

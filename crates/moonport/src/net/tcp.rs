@@ -340,6 +340,21 @@ impl Conn {
         self.write_staged(self.stage(data)).await
     }
 
+    /// Sends what the socket takes of `data` right now, without an operation
+    /// or a wait, when nothing else is being written and the connection is
+    /// plain: most writes fit the socket buffer and are done here. Returns
+    /// the count sent (0: none, the caller takes the waiting path for the
+    /// rest, which then queues behind any writer that came in between).
+    pub fn try_write(&self, data: &[u8]) -> Result<usize, NetError> {
+        if data.is_empty() || self.tls.borrow().is_some() {
+            return Ok(0);
+        }
+        let Some(_queue) = self.writer.try_lock() else { return Ok(0) };
+        let stream = self.stream.borrow();
+        let stream = stream.as_ref().ok_or(NetError::Closed)?;
+        crate::platform::send_now(socket2::SockRef::from(stream), data).map_err(NetError::from)
+    }
+
     /// Copies `data` for a later `write_staged`, so the caller can let go of
     /// it before waiting (a Lua string, say).
     pub fn stage(&self, data: &[u8]) -> Vec<u8> {

@@ -62,6 +62,15 @@ pub fn is_fd_exhausted(err: &io::Error) -> bool {
     imp::is_fd_exhausted(err)
 }
 
+/// Sends what a connected stream socket takes right now, never waiting:
+/// `Ok(0)` when it takes nothing now, or when this platform has no cheap way
+/// to know (Windows: the socket belongs to the completion port, and every
+/// send goes through it). Lets a write that fits the socket buffer skip the
+/// asynchronous operation and the coroutine's wait.
+pub fn send_now(sock: socket2::SockRef<'_>, data: &[u8]) -> io::Result<usize> {
+    imp::send_now(sock, data)
+}
+
 /// The kind of an I/O error, with the codes std does not classify mapped to
 /// the kind they mean. On Windows, an operation that completes through the I/O
 /// completion port reports a Win32 error (ERROR_CONNECTION_REFUSED,

@@ -1,4 +1,5 @@
-//! Unix backend of the platform boundary: SO_REUSEPORT sharding and RLIMIT_NOFILE.
+//! Unix backend of the platform boundary: SO_REUSEPORT sharding, RLIMIT_NOFILE
+//! and sends that never wait (MSG_DONTWAIT).
 
 use std::io;
 
@@ -34,6 +35,18 @@ pub fn raise_fd_limit() -> Option<u64> {
         }
     }
     Some(lim.rlim_cur)
+}
+
+pub fn send_now(sock: socket2::SockRef<'_>, data: &[u8]) -> io::Result<usize> {
+    // No SIGPIPE for a peer that has gone: the error comes back as EPIPE.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    const FLAGS: libc::c_int = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    const FLAGS: libc::c_int = libc::MSG_DONTWAIT;
+    match sock.send_with_flags(data, FLAGS) {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => Ok(0),
+        r => r,
+    }
 }
 
 pub fn error_kind(err: &io::Error) -> io::ErrorKind {

@@ -22,6 +22,10 @@ pub fn prepare_listener(socket: &socket2::Socket, _shared: bool) -> io::Result<(
     Ok(())
 }
 
+pub fn send_now(_sock: socket2::SockRef<'_>, _data: &[u8]) -> io::Result<usize> {
+    Ok(0)
+}
+
 pub fn is_fd_exhausted(err: &io::Error) -> bool {
     // WSAEMFILE (10024) and WSAENOBUFS (10055): out of socket handles or buffers.
     matches!(err.raw_os_error(), Some(10024) | Some(10055))
