@@ -38,7 +38,6 @@ NAMES = {
     "moonport": "**moonport**",
     "moonport-ws": "**moonport** WebSocket (examples/ws_echo.lua)",
     "nginx-lua-ws": "nginx-lua WebSocket (lua-resty-websocket)",
-    "moonport-64k": "**moonport** tcp_proxy.lua, `read_buffer = 65536`",
 }
 WS_NAMES = {"compio": "compio, raw TCP", "moonport": "**moonport**, raw TCP (bench/echo.lua)"}
 BRIDGE_NAMES = {
@@ -49,7 +48,7 @@ BRIDGE_NAMES = {
 RELAY_NAMES = {
     "iperf3": "iperf3, no relay (the ceiling)",
     "compio": "compio relay (serve-relay-compio, 64 KiB reads)",
-    "moonport": "**moonport** examples/tcp_proxy.lua (16 KiB reads)",
+    "moonport": "**moonport** examples/tcp_proxy.lua (as shipped: relay reads up to 64 KiB)",
 }
 
 

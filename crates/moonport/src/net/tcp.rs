@@ -231,7 +231,7 @@ impl Conn {
         let stream = self.stream()?;
         let reader = self.reader.borrow_mut().take().ok_or(NetError::Busy)?;
         let deadline = self.timeouts.get().read.map(|d| Instant::now() + d);
-        Ok(ReadGuard { conn: self, stream, reader: Some(reader), deadline })
+        Ok(ReadGuard { conn: self, stream, reader: Some(reader), deadline, max_chunk: self.read_chunk })
     }
 
     /// Runs a TLS handshake over the connection and makes it a TLS one: from
@@ -497,11 +497,21 @@ pub struct ReadGuard<'a> {
     /// Always `Some` until the guard is dropped.
     reader: Option<Reader>,
     deadline: Option<Instant>,
+    /// The most one read asks for: the connection's `read_chunk`, unless
+    /// the caller raised it (`reads_up_to`).
+    max_chunk: usize,
 }
 
 impl ReadGuard<'_> {
     fn reader(&mut self) -> &mut Reader {
         self.reader.as_mut().expect("reader present until drop")
+    }
+
+    /// Lets the reads of this guard grow to `n` bytes when the connection's
+    /// own `read_chunk` is smaller (a relay moves bulk data in fewer, bigger
+    /// reads; they still start small and grow only while they come back full).
+    pub fn reads_up_to(&mut self, n: usize) {
+        self.max_chunk = self.max_chunk.max(n);
     }
 
     fn available(&mut self) -> usize {
@@ -531,7 +541,7 @@ impl ReadGuard<'_> {
     /// One read from the socket; returns how many bytes it added to the
     /// buffer, which on a TLS connection may be none (a partial record).
     async fn fill_once(&mut self) -> Result<usize, NetError> {
-        let chunk = self.conn.read_chunk;
+        let chunk = self.max_chunk;
         let deadline = self.deadline;
         let tls = self.conn.tls.borrow().is_some();
         let mut stream = self.stream.clone();
