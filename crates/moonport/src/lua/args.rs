@@ -45,7 +45,9 @@ pub fn location(lua: &Lua) -> String {
         });
         match found {
             None => break,
-            Some((src, Some(line))) if !src.contains("__mlua") && src != super::INTERNAL_CHUNK[1..] => return format!("{src}:{line}: "),
+            Some((src, Some(line))) if !src.contains("__mlua") && src != super::INTERNAL_CHUNK[1..] => {
+                return format!("{src}:{line}: ");
+            }
             Some(_) => continue,
         }
     }
