@@ -63,6 +63,29 @@ T.test("relay ends with eof once both peers have closed, after moving everything
   T.eq(reason, "eof"); T.eq(up, 4); T.eq(down, 5)
 end)
 
+-- conn:write sends what the socket takes at once and waits only for the
+-- rest: writes larger than the socket buffers, from several coroutines, must
+-- still land whole and in call order.
+T.test("big writes from three coroutines land whole, in call order", function()
+  local c, s = pair()
+  local a, b = string.rep("a", 4 * 1024 * 1024), string.rep("b", 4 * 1024 * 1024)
+  local done = 0
+  -- Each writer starts (and waits) before the next one calls write.
+  for _, data in ipairs({ a, b, "c" }) do
+    moonport.spawn(function() T.eq(s:write(data), #data); done = done + 1 end)
+    moonport.sleep(0)
+  end
+  T.truthy(c:read_exact(#a + #b + 1) == a .. b .. "c", "a, then b, then c, each whole")
+  moonport.sleep(0.05)
+  T.eq(done, 3)
+end)
+
+T.test("a bad write argument names the script's line", function()
+  local _, s = pair()
+  T.raises("relay_test.lua:", function() s:write({}) end)
+  T.raises("bad argument #1 to 'write'", function() s:write({}) end)
+end)
+
 T.test("wrong arguments", function()
   local _, a = pair()
   T.raises("cannot be relayed to itself", moonport.relay, a, a)
