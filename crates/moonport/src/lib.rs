@@ -19,6 +19,11 @@
 //!   (hosts file, resolv.conf, a per-worker cache). Knows nothing of Lua.
 //! - [`room`]: pub/sub rooms shared by all workers, with bounded
 //!   per-subscriber queues and slow-consumer policies. Knows nothing of Lua.
+//!   A cluster room also spans processes and machines over Redis pub/sub
+//!   (`room::cluster`, through [`redis`]).
+//! - [`redis`]: a Redis connection (RESP through the `redis-protocol` crate)
+//!   over `net`'s sockets, for `moonport.redis` and the cluster link.
+//!   Knows nothing of Lua.
 //! - [`sync`]: coordination between the coroutines of one worker
 //!   (channels). Knows nothing of Lua.
 //! - [`proto`]: protocol formats: URLs, HTTP/1.1 (requests, bodies,
@@ -47,6 +52,7 @@ pub mod metrics;
 pub mod net;
 mod platform;
 pub mod proto;
+pub mod redis;
 pub mod room;
 pub mod sync;
 pub mod tls;

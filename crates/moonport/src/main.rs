@@ -51,6 +51,10 @@ enum Command {
         /// separated by `;`. May be given more than once.
         #[arg(long, value_name = "PATHS")]
         lua_path: Vec<String>,
+        /// Join a cluster: rooms of scope "cluster" span every process started
+        /// with the same Redis (redis://[user:password@]host[:port][/db]).
+        #[arg(long, value_name = "URL")]
+        cluster: Option<String>,
         /// error, warn, info, debug or trace; RUST_LOG, when set, takes precedence.
         #[arg(long, default_value = "info")]
         log_level: String,
@@ -77,6 +81,7 @@ fn main() -> ExitCode {
         sharding,
         max_coroutines,
         lua_path,
+        cluster,
         log_level,
         log_format,
         admin,
@@ -120,5 +125,6 @@ fn main() -> ExitCode {
         lua_path: lua_path.iter().flat_map(|p| p.split(';')).filter(|p| !p.is_empty()).map(str::to_string).collect(),
         admin,
         max_series: metrics_max_series,
+        cluster,
     })
 }

@@ -50,6 +50,8 @@ pub struct Config {
     pub admin: Option<SocketAddr>,
     /// Most metric series (label combinations over all metrics).
     pub max_series: usize,
+    /// `--cluster redis://...`: the Redis that bridges cluster rooms.
+    pub cluster: Option<String>,
 }
 
 /// The default `max_coroutines`. Each live coroutine holds one slot of mlua's
@@ -67,6 +69,9 @@ pub struct Engine {
     pub ports: ListenRegistry,
     /// Pub/sub rooms, shared by all workers.
     pub rooms: crate::room::Rooms,
+    /// The link to the cluster's Redis, once joined (`--cluster` or
+    /// `moonport.cluster.join`).
+    cluster: Mutex<Option<Arc<crate::room::Cluster>>>,
     /// Start of the process: the zero of `moonport.now()`.
     pub epoch: Instant,
     /// Every metric of the process, the script's and the engine's.
@@ -83,6 +88,31 @@ impl Engine {
     pub fn fail(&self) {
         self.failed.store(true, Ordering::SeqCst);
         self.shutdown.fire();
+    }
+
+    /// The cluster this process has joined, if any.
+    pub fn cluster(&self) -> Option<Arc<crate::room::Cluster>> {
+        self.cluster.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Joins the cluster at `url`, once per process: joining the same URL
+    /// again (as every worker running the script does) is a no-op, another
+    /// URL is an error.
+    pub fn join_cluster(
+        &self,
+        url: &str,
+        limits: crate::room::ClusterLimits,
+    ) -> Result<Arc<crate::room::Cluster>, String> {
+        let mut cluster = self.cluster.lock().unwrap_or_else(|p| p.into_inner());
+        match &*cluster {
+            Some(c) if c.url() == url => Ok(c.clone()),
+            Some(c) => Err(format!("this process already joined the cluster at {}", c.url())),
+            None => {
+                let joined = crate::room::Cluster::start(url, limits)?;
+                *cluster = Some(joined.clone());
+                Ok(joined)
+            }
+        }
     }
 
     /// Starts workers 2..=N, once; called by worker 1's first `listen`.
@@ -129,6 +159,7 @@ pub fn run(config: Config) -> ExitCode {
         shutdown: Trigger::new(),
         ports: ListenRegistry::default(),
         rooms: Default::default(),
+        cluster: Mutex::new(None),
         epoch: Instant::now(),
         metrics,
         admin: Mutex::new(None),
@@ -136,6 +167,12 @@ pub fn run(config: Config) -> ExitCode {
         others_started: AtomicBool::new(false),
         failed: AtomicBool::new(false),
     });
+    if let Some(url) = engine.config.cluster.clone()
+        && let Err(e) = engine.join_cluster(&url, Default::default())
+    {
+        tracing::error!("--cluster: {e}");
+        return ExitCode::FAILURE;
+    }
     install_signal_handler(&engine);
     if let Some(addr) = admin
         && let Err(e) = engine.start_admin(addr)

@@ -8,12 +8,14 @@
 mod args;
 mod buffer;
 mod channel;
+mod cluster;
 mod dns;
 mod http;
 mod json;
 mod log;
 mod metrics;
 mod net;
+mod redis;
 mod relay;
 mod room;
 mod socket;
@@ -99,6 +101,8 @@ fn install(lua: &Lua, ctx: &WorkerCtx) -> mlua::Result<()> {
     moonport.set("dns", dns::module(lua)?)?;
     moonport.set("json", json::module(lua)?)?;
     moonport.set("zlib", zlib::module(lua)?)?;
+    moonport.set("redis", redis::module(lua)?)?;
+    moonport.set("cluster", cluster::module(lua)?)?;
     socket::install(lua, &moonport)?;
     task::install(lua, &moonport)?;
     relay::install(lua, &moonport)?;

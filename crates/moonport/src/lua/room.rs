@@ -1,4 +1,5 @@
-//! `moonport.room(name)`: pub/sub rooms shared by all workers. `publish`
+//! `moonport.room(name [, opts])`: pub/sub rooms shared by all workers, and
+//! with `{ scope = "cluster" }` by every process of the cluster. `publish`
 //! shares one copy of the bytes with every subscriber; each subscription has
 //! a bounded queue and a policy for when it is full; `attach` feeds a room to
 //! a connection natively.
@@ -30,9 +31,23 @@ impl Drop for SubHandle {
 pub fn install(lua: &Lua, moonport: &mlua::Table) -> mlua::Result<()> {
     moonport.set(
         "room",
-        lua.create_function(|lua, name: Value| {
+        lua.create_function(|lua, (name, opts): (Value, Value)| {
             let name = args::bytes(lua, name, Arg::new("room", 1))?.to_string_lossy();
-            Ok(RoomHandle(worker(lua)?.engine.rooms.get(&name)))
+            let arg = Arg::new("room", 2);
+            let opts = args::opt_table(lua, opts, arg)?;
+            let engine = &worker(lua)?.engine;
+            let scope = args::opt_bytes(lua, args::field(opts.as_ref(), "scope")?, arg.key("scope"))?;
+            match scope.as_ref().map(|s| s.as_bytes().to_vec()).as_deref() {
+                None | Some(b"local") => Ok(RoomHandle(engine.rooms.get(&name))),
+                Some(b"cluster") => match engine.cluster() {
+                    Some(cluster) => Ok(RoomHandle(engine.rooms.get_cluster(&name, &cluster))),
+                    None => Err(arg.key("scope").error(
+                        lua,
+                        "not in a cluster: run with --cluster redis://host:port or call moonport.cluster.join(url) first",
+                    )),
+                },
+                Some(_) => Err(arg.key("scope").error(lua, "\"local\" or \"cluster\" expected")),
+            }
         })?,
     )
 }
@@ -74,6 +89,23 @@ impl UserData for RoomHandle {
     fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
         m.add_method("name", |_, this, ()| Ok(this.0.name().to_string()));
         m.add_method("count", |_, this, ()| Ok(this.0.count()));
+        m.add_method("stats", |lua, this, ()| {
+            let t = lua.create_table()?;
+            t.set("subscribers", this.0.count())?;
+            let Some(bridge) = this.0.bridge() else {
+                t.set("scope", "local")?;
+                return Ok(t);
+            };
+            t.set("scope", "cluster")?;
+            t.set("connected", bridge.cluster().is_connected())?;
+            let s = &bridge.stats;
+            for (key, n) in
+                [("unsent", &s.unsent), ("received", &s.received), ("lost", &s.lost), ("duplicates", &s.duplicates)]
+            {
+                t.set(key, n.load(std::sync::atomic::Ordering::Relaxed))?;
+            }
+            Ok(t)
+        });
         m.add_method("publish", |lua, this, data: Value| {
             let chunk = match Bytes::from_lua(lua, data, Arg::new("publish", 1))? {
                 Bytes::Buf(chunk) => chunk,

@@ -6,33 +6,62 @@
 //! holds a reference, never a copy. Each subscription has its own bounded
 //! queue, and what happens when it is full is the subscriber's [`Policy`]: a
 //! slow subscriber never slows the publisher or the other subscribers.
+//!
+//! A room of scope cluster ([`Rooms::get_cluster`]) also spans the other
+//! processes of a cluster, over Redis pub/sub ([`cluster`]): its messages go
+//! to the local subscribers at once and to the other nodes through the
+//! process's one link, and what the other nodes publish arrives once per
+//! process and is shared the same way. The scope is part of a room's
+//! identity: a local and a cluster room of the same name are two rooms.
 
+pub mod cluster;
 mod queue;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+pub use cluster::{Cluster, ClusterLimits};
 pub use queue::{Limits, Policy, Recv, Subscription};
 
 use crate::buf::Chunk;
+use cluster::Bridge;
 
-/// Every room of the process, by name. A room lives while a script holds it
-/// or anyone is subscribed.
+/// Every room of the process, by scope and name. A room lives while a
+/// script holds it or anyone is subscribed.
 #[derive(Default)]
 pub struct Rooms {
-    by_name: Mutex<HashMap<String, Arc<Room>>>,
+    local: Mutex<HashMap<String, Arc<Room>>>,
+    cluster: Mutex<HashMap<String, Arc<Room>>>,
 }
 
 impl Rooms {
-    /// The room called `name`, created on first use.
+    /// The local room called `name`, created on first use.
     pub fn get(&self, name: &str) -> Arc<Room> {
-        let mut rooms = self.by_name.lock().unwrap_or_else(|p| p.into_inner());
+        Self::find(&self.local, name, |_| None)
+    }
+
+    /// The cluster room called `name`, created on first use with a bridge
+    /// to `cluster`.
+    pub fn get_cluster(&self, name: &str, cluster: &Arc<Cluster>) -> Arc<Room> {
+        Self::find(&self.cluster, name, |room| Some(cluster.bridge(room, name)))
+    }
+
+    fn find(
+        map: &Mutex<HashMap<String, Arc<Room>>>,
+        name: &str,
+        bridge: impl FnOnce(&std::sync::Weak<Room>) -> Option<Bridge>,
+    ) -> Arc<Room> {
+        let mut rooms = map.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(room) = rooms.get(name) {
             return room.clone();
         }
         // Forget rooms nobody holds or listens to, so names do not pile up.
         rooms.retain(|_, r| Arc::strong_count(r) > 1 || r.count() > 0);
-        let room = Arc::new(Room { name: name.to_string(), subscribers: Mutex::new(Vec::new()) });
+        let room = Arc::new_cyclic(|weak| Room {
+            name: name.to_string(),
+            subscribers: Mutex::new(Vec::new()),
+            cluster: bridge(weak),
+        });
         rooms.insert(name.to_string(), room.clone());
         room
     }
@@ -41,6 +70,8 @@ impl Rooms {
 pub struct Room {
     name: String,
     subscribers: Mutex<Vec<Arc<Subscription>>>,
+    /// The link to the other nodes, for a room of scope cluster.
+    cluster: Option<Bridge>,
 }
 
 impl Room {
@@ -52,11 +83,33 @@ impl Room {
         self.subscribers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues `msg` for every open subscription; returns how many took it.
-    /// Holding the room's lock while queueing keeps each publisher's messages
-    /// in order for every subscriber.
+    /// The link to the other nodes, for a cluster room.
+    pub fn bridge(&self) -> Option<&Bridge> {
+        self.cluster.as_ref()
+    }
+
+    /// Queues `msg` for every open local subscription and, in a cluster
+    /// room, sends it to the other nodes; returns how many local
+    /// subscriptions took it. Holding the room's lock while queueing keeps
+    /// each publisher's messages in order for every subscriber, here and on
+    /// the other nodes.
     pub fn publish(&self, msg: Chunk) -> usize {
         let mut subs = self.lock();
+        if let Some(bridge) = &self.cluster {
+            bridge.send(&msg);
+        }
+        Self::queue(&mut subs, msg)
+    }
+
+    /// A message from another node, as it arrived from Redis.
+    fn receive(&self, payload: &[u8]) {
+        let Some(bridge) = &self.cluster else { return };
+        let Some(body) = bridge.accept(payload) else { return };
+        let msg = Bridge::chunk(body);
+        Self::queue(&mut self.lock(), msg);
+    }
+
+    fn queue(subs: &mut Vec<Arc<Subscription>>, msg: Chunk) -> usize {
         subs.retain(|s| !s.is_closed());
         subs.iter().filter(|s| s.push(msg.clone())).count()
     }
