@@ -1,6 +1,7 @@
 -- examples/broadcast.lua: one publisher, many viewers, through a room.
 --
---   moonport run examples/broadcast.lua [PUB_PORT [VIEW_PORT [POLICY]]]
+--   moonport run examples/broadcast.lua [PUB_PORT [VIEW_PORT [POLICY [SCOPE]]]]
+--   moonport run --cluster redis://127.0.0.1:6379 examples/broadcast.lua 7100 7101 drop_oldest cluster
 --
 -- The publisher connects to PUB_PORT (default 7100) and sends frames: a
 -- 4-byte big-endian length, then that many bytes. Each frame goes, unchanged
@@ -11,15 +12,22 @@
 --
 -- A viewer that cannot keep up gets the room's POLICY (default
 -- "drop_oldest"; also "keep_latest" or "disconnect"): the others never wait.
+--
+-- SCOPE "cluster" (with `--cluster URL`) makes the room span every moonport
+-- process joined to that Redis: a frame published to any of them reaches the
+-- viewers of all, fetched from Redis once per process. Processes on one
+-- machine may share the ports (SO_REUSEPORT). The count query then answers
+-- with this process's viewers.
 local moonport = require("moonport")
 local buffer = moonport.buffer
 
 local pub_port = tonumber(arg[1] or "7100")
 local view_port = tonumber(arg[2] or "7101")
 local policy = arg[3] or "drop_oldest"
+local scope = arg[4] or "local"
 local MAX_FRAME = 16 * 1024 * 1024
 
-local room = moonport.room("broadcast")
+local room = moonport.room("broadcast", { scope = scope })
 
 local publishers = moonport.tcp.listen({ host = "127.0.0.1", port = pub_port }, function(pub)
   local frame = buffer.new(64 * 1024, MAX_FRAME + 4)

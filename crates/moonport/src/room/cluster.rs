@@ -164,6 +164,7 @@ impl Cluster {
         self.changed.notify(usize::MAX);
         Bridge {
             cluster: self.clone(),
+            room: room.clone(),
             name: name.to_string(),
             channel: format!("{CHANNEL_PREFIX}{name}").into(),
             stream: self.next_stream.fetch_add(1, Ordering::Relaxed),
@@ -354,11 +355,10 @@ impl Cluster {
     /// Subscribes to the rooms' channels not yet subscribed and unsubscribes
     /// from those of rooms gone; returns how many rooms are subscribed.
     async fn subscribe(&self, conn: &RedisConn, subscribed: &RefCell<HashSet<String>>) -> Result<usize, RedisError> {
-        let wanted: HashSet<String> = {
-            let mut rooms = self.lock_rooms();
-            rooms.retain(|_, room| room.strong_count() > 0);
-            rooms.keys().map(|name| format!("{CHANNEL_PREFIX}{name}")).collect()
-        };
+        // Every entry counts, also a room still being made (its weak
+        // reference cannot be upgraded yet); a room's bridge removes its
+        // entry when the room goes.
+        let wanted: HashSet<String> = self.lock_rooms().keys().map(|name| format!("{CHANNEL_PREFIX}{name}")).collect();
         let (add, remove): (Vec<String>, Vec<String>) = {
             let current = subscribed.borrow();
             (wanted.difference(&current).cloned().collect(), current.difference(&wanted).cloned().collect())
@@ -445,6 +445,9 @@ pub struct RoomStats {
 /// A cluster room's side of the link.
 pub struct Bridge {
     cluster: Arc<Cluster>,
+    /// The room this bridge belongs to, to tell its entry in the cluster's
+    /// map from that of a newer room of the same name.
+    room: Weak<Room>,
     name: String,
     channel: Arc<str>,
     /// This room instance's publishing stream; a room made again after it
@@ -536,7 +539,7 @@ impl Drop for Bridge {
     fn drop(&mut self) {
         let mut rooms = self.cluster.lock_rooms();
         // Only if no newer room of that name took the place meanwhile.
-        if rooms.get(&self.name).is_some_and(|r| r.strong_count() == 0) {
+        if rooms.get(&self.name).is_some_and(|r| r.ptr_eq(&self.room)) {
             rooms.remove(&self.name);
         }
         drop(rooms);

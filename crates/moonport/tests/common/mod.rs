@@ -554,3 +554,86 @@ mod platform {
         assert_eq!(rc, 0, "SO_LINGER: WSA error {}", unsafe { WSAGetLastError() });
     }
 }
+
+/// A free TCP port on 127.0.0.1 (free when asked; tests that need it bind it soon after).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// A real `redis-server` on 127.0.0.1 (scripts/setup installs Debian's
+/// redis-server package), with no persistence; killed on drop.
+pub struct Redis {
+    child: Option<Child>,
+    pub port: u16,
+}
+
+impl Redis {
+    pub fn start() -> Self {
+        Self::start_on(free_port())
+    }
+
+    /// Starts on `port`: a restart after `kill` uses the same one.
+    pub fn start_on(port: u16) -> Self {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (run scripts/setup to install it)");
+        let redis = Self { child: Some(child), port };
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        while redis.ping().is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not answer on port {port}");
+            thread::sleep(Duration::from_millis(20));
+        }
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Sends one inline command and returns the first line of the reply.
+    pub fn command(&self, cmd: &str) -> std::io::Result<String> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port))?;
+        s.set_read_timeout(Some(IO_TIMEOUT))?;
+        s.write_all(format!("{cmd}\r\n").as_bytes())?;
+        let mut line = String::new();
+        BufReader::new(s).read_line(&mut line)?;
+        Ok(line.trim_end().to_string())
+    }
+
+    /// `PUBSUB NUMSUB channel`: how many connections subscribe to it.
+    pub fn numsub(&self, channel: &str) -> usize {
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else { return 0 };
+        let _ = s.set_read_timeout(Some(IO_TIMEOUT));
+        if s.write_all(format!("PUBSUB NUMSUB {channel}\r\n").as_bytes()).is_err() {
+            return 0;
+        }
+        // *2, $len, the channel, :count
+        let lines: Vec<String> = BufReader::new(s).lines().take(4).map_while(Result::ok).collect();
+        lines.get(3).and_then(|l| l.strip_prefix(':')?.parse().ok()).unwrap_or(0)
+    }
+
+    fn ping(&self) -> std::io::Result<()> {
+        match self.command("PING")?.as_str() {
+            "+PONG" => Ok(()),
+            other => Err(std::io::Error::other(other.to_string())),
+        }
+    }
+
+    /// Kills the server at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
