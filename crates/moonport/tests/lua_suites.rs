@@ -30,6 +30,25 @@ fn relay_module() {
 }
 
 #[test]
+#[cfg_attr(windows, ignore = "needs redis-server, which the Windows test run under Wine does not have")]
+fn redis_module_and_cluster_rooms_from_lua() {
+    let redis = common::Redis::start();
+    let out = Moonport::new("redis_test.lua")
+        .workers(1)
+        .arg(redis.url())
+        .arg(common::free_port())
+        .run(Duration::from_secs(30));
+    assert_eq!(
+        out.code(),
+        Some(0),
+        "redis_test.lua failed\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(out.stdout.contains(" passed, 0 failed"), "redis_test.lua printed no tally:\n{}", out.stdout);
+}
+
+#[test]
 fn room_module() {
     run_suite("room_test.lua");
 }

@@ -6,7 +6,7 @@
 //! an error reply is `nil, "ERR ..."`. The core is `crate::redis`.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -40,6 +40,9 @@ struct Client {
     /// Pub/sub messages read while a `subscribe` waited for its
     /// confirmations, as raw replies, for `read_reply`.
     pushed: RefCell<VecDeque<Vec<u8>>>,
+    /// Channels, patterns and shard channels subscribed, from the server's
+    /// confirmations: an unsubscribe from all of a kind gets one per name.
+    subscribed: RefCell<[HashSet<Vec<u8>>; 3]>,
 }
 
 #[derive(Clone)]
@@ -98,7 +101,12 @@ async fn connect(lua: Lua, (url, opts): (Value, Value)) -> mlua::Result<MultiVal
     match RedisConn::connect(&target, &addrs, deadline, read_buffer, max_reply).await {
         Ok(conn) => {
             conn.conn.set_timeouts(Timeouts { send: timeout, read: timeout });
-            let client = Client { conn, busy: Cell::new(false), pushed: RefCell::new(VecDeque::new()) };
+            let client = Client {
+                conn,
+                busy: Cell::new(false),
+                pushed: RefCell::new(VecDeque::new()),
+                subscribed: RefCell::new(Default::default()),
+            };
             lua.create_userdata(RedisClient(Rc::new(client)))?.into_lua_multi(&lua)
         }
         Err(e) => (Value::Nil, e.to_string()).into_lua_multi(&lua),
@@ -167,15 +175,40 @@ fn command_args(
     Ok(out)
 }
 
-/// What a pub/sub command waits for: one confirmation per channel named,
-/// or, for an unsubscribe from everything, until none is left.
-fn confirmations(args: &[Vec<u8>]) -> Option<Option<usize>> {
-    let verb = args[0].to_ascii_lowercase();
-    let channels = args.len() - 1;
-    match verb.as_slice() {
-        b"subscribe" | b"psubscribe" | b"ssubscribe" => Some(Some(channels.max(1))),
-        b"unsubscribe" | b"punsubscribe" | b"sunsubscribe" => Some((channels > 0).then_some(channels)),
+/// The kind of subscription a pub/sub verb (or confirmation) is about, and
+/// whether it subscribes: `None` for other commands.
+fn pubsub_kind(verb: &[u8]) -> Option<(usize, bool)> {
+    match verb.to_ascii_lowercase().as_slice() {
+        b"subscribe" => Some((0, true)),
+        b"psubscribe" => Some((1, true)),
+        b"ssubscribe" => Some((2, true)),
+        b"unsubscribe" => Some((0, false)),
+        b"punsubscribe" => Some((1, false)),
+        b"sunsubscribe" => Some((2, false)),
         _ => None,
+    }
+}
+
+impl Client {
+    /// How many confirmations a pub/sub command gets: one per name given,
+    /// or for an unsubscribe from all, one per name subscribed (at least one).
+    fn confirmations(&self, args: &[Vec<u8>]) -> Option<usize> {
+        let (kind, _) = pubsub_kind(&args[0])?;
+        let named = args.len() - 1;
+        Some(if named > 0 { named } else { self.subscribed.borrow()[kind].len().max(1) })
+    }
+
+    /// Notes what a confirmation says is now (un)subscribed.
+    fn confirmed(&self, buf: &[u8], frame: &Frame) {
+        let Frame::Array(items) = frame else { return };
+        let (Some(verb), Some(name)) = (items.first().and_then(|v| redis::text(buf, v)), items.get(1)) else { return };
+        let (Some((kind, on)), Some(name)) = (pubsub_kind(verb), redis::text(buf, name)) else { return };
+        let set = &mut self.subscribed.borrow_mut()[kind];
+        if on {
+            set.insert(name.to_vec());
+        } else {
+            set.remove(name);
+        }
     }
 }
 
@@ -193,7 +226,7 @@ async fn command(lua: &Lua, client: &Client, args: Vec<Vec<u8>>) -> mlua::Result
     if let Err(e) = client.conn.send(out).await {
         return failed(lua, client, e, true);
     }
-    let Some(expect) = confirmations(&args) else {
+    let Some(expect) = client.confirmations(&args) else {
         return match client.conn.reply(|buf, frame| reply_values(lua, buf, frame)).await {
             Ok(values) => values,
             Err(e) => failed(lua, client, e, true),
@@ -208,14 +241,8 @@ async fn command(lua: &Lua, client: &Client, args: Vec<Vec<u8>>) -> mlua::Result
                 // `buf` is exactly this reply's bytes.
                 return Ok(Err(buf.to_vec()));
             }
-            let remaining = match frame {
-                Frame::Array(items) => match items.get(2) {
-                    Some(Frame::Integer(n)) => *n,
-                    _ => 0,
-                },
-                _ => 0,
-            };
-            reply_values(lua, buf, frame).map(|v| Ok((v, remaining)))
+            client.confirmed(buf, frame);
+            reply_values(lua, buf, frame).map(Ok)
         });
         let result = match read.await {
             Ok(r) => r?,
@@ -230,13 +257,11 @@ async fn command(lua: &Lua, client: &Client, args: Vec<Vec<u8>>) -> mlua::Result
                 }
                 pushed.push_back(raw);
             }
-            Ok((values, remaining)) => {
-                left = match left {
-                    Some(n) if n <= 1 => return Ok(values),
-                    Some(n) => Some(n - 1),
-                    None if remaining == 0 => return Ok(values),
-                    None => None,
-                };
+            Ok(values) => {
+                left -= 1;
+                if left == 0 {
+                    return Ok(values);
+                }
             }
         }
     }
