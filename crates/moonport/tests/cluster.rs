@@ -3,7 +3,9 @@
 //! A frame published on one node reaches the viewers of every node, each
 //! publisher's frames stay in order, a Redis crash and restart mid-stream
 //! leaves local viewers served and the others resumed in order with the gap
-//! reported, and processes share one port (SO_REUSEPORT across processes).
+//! reported, a stalled Redis (SIGSTOP) holds up no local viewer and the
+//! stream catches up in order, and processes share one port (SO_REUSEPORT
+//! across processes).
 
 mod common;
 
@@ -250,6 +252,37 @@ fn a_redis_restart_mid_stream_keeps_local_viewers_served_and_resumes_in_order_wi
         .filter_map(|l| l.split("room broadcast: ").nth(1)?.split(' ').next()?.parse::<usize>().ok())
         .sum();
     assert_eq!(logged, missing - first, "node B's lost count disagrees with what its viewer missed\n{}", b.log());
+}
+
+#[cfg(unix)]
+#[test]
+fn a_stalled_redis_never_holds_up_local_viewers_and_the_stream_catches_up_in_order() {
+    let redis = Redis::start();
+    let (_a, a_pub, a_view) = node(&redis, 0, 0);
+    let (_b, b_pub, b_view) = node(&redis, 0, 0);
+    wait_subscribers(&redis, 2);
+    let mut local = connect(a_view);
+    wait_viewers(&mut connect(a_pub), 1);
+    let remote = connect(b_view);
+    wait_viewers(&mut connect(b_pub), 1);
+    const FRAMES: u64 = 200;
+    let remote = collect(remote, FRAMES as usize);
+    let mut publisher = connect(a_pub);
+    // Redis stops answering (SIGSTOP) for the middle of the stream.
+    for i in 0..FRAMES {
+        if i == 50 {
+            redis.signal(libc::SIGSTOP);
+        }
+        let sent = Instant::now();
+        publisher.write_all(&frame(i.to_string().as_bytes())).expect("publish");
+        let got = read_frame(&mut local).expect("local frame");
+        assert_eq!(String::from_utf8_lossy(&got), i.to_string());
+        assert!(sent.elapsed() < Duration::from_millis(500), "frame {i} took {:?} locally", sent.elapsed());
+        thread::sleep(Duration::from_millis(5));
+    }
+    redis.signal(libc::SIGCONT);
+    let remote = remote.join().expect("remote viewer");
+    assert_eq!(remote, (0..FRAMES).map(|i| i.to_string()).collect::<Vec<_>>(), "node B after the stall");
 }
 
 #[test]

@@ -623,6 +623,15 @@ impl Redis {
         }
     }
 
+    /// Sends a signal to the server (SIGSTOP makes it a Redis that answers nothing).
+    #[cfg(unix)]
+    pub fn signal(&self, sig: libc::c_int) {
+        if let Some(child) = &self.child {
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe { libc::kill(child.id() as i32, sig) };
+        }
+    }
+
     /// Kills the server at once (SIGKILL), as a crash would.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
