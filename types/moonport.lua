@@ -829,10 +829,99 @@ function Room:count() end
 ---@return string
 function Room:name() end
 
----The room called name, the same on every worker.
+---@class moonport.RoomStats
+---@field subscribers integer local subscriptions
+---@field scope "local"|"cluster"
+---@field connected? boolean cluster rooms: the link to Redis is up
+---@field unsent? integer cluster rooms: messages that could not go to Redis
+---@field received? integer cluster rooms: messages from other processes
+---@field lost? integer cluster rooms: messages of other processes that never arrived
+---@field duplicates? integer cluster rooms: messages seen twice and dropped
+
+---@return moonport.RoomStats
+function Room:stats() end
+
+---@class moonport.RoomOptions
+---@field scope? "local"|"cluster" "cluster": the room spans every process joined to the same Redis
+
+---The room called name, the same on every worker (and with scope "cluster",
+---on every process of the cluster).
 ---@param name string
+---@param opts? moonport.RoomOptions
 ---@return moonport.Room
-function moonport.room(name) end
+function moonport.room(name, opts) end
+
+moonport.cluster = {}
+
+---@class moonport.ClusterOptions
+---@field queue? integer messages waiting for Redis at most, per process (default 4096)
+---@field bytes? integer bytes waiting for Redis at most, per process (default 64 MiB)
+
+---Joins this process to the cluster at url (redis://host:port), as --cluster does.
+---Joining the same url again is a no-op; another url raises an error.
+---@param url string
+---@param opts? moonport.ClusterOptions
+---@return true
+function moonport.cluster.join(url, opts) end
+
+---@class moonport.ClusterStatus
+---@field url string
+---@field node string this process's id (16 hex digits)
+---@field connected boolean
+---@field sent integer
+---@field unsent integer
+---@field received integer
+---@field lost integer
+---@field reconnects integer
+
+---@return moonport.ClusterStatus? status nil when not in a cluster
+function moonport.cluster.status() end
+
+moonport.redis = {}
+
+---The null reply (the same value as moonport.json.null).
+---@type lightuserdata
+moonport.redis.null = nil
+
+---@class moonport.RedisOptions
+---@field timeout? number seconds for the connect and each command (default 30, 0: none)
+---@field max_reply? integer largest reply in bytes (default 64 MiB)
+---@field read_buffer? integer bytes per socket read (default 16 KiB)
+
+---A Redis client. Any command is a method: client:get("k"), client:hset("h", "f", 1).
+---Replies: strings, integers, tables, moonport.redis.null; an error reply is nil, "ERR ...".
+---@class moonport.Redis
+---@field [string] fun(self: moonport.Redis, ...: string|number): any, string?
+local Redis = {}
+
+---@param url string redis://[user:password@]host[:port][/db]
+---@param opts? moonport.RedisOptions
+---@return moonport.Redis? client
+---@return string? err "refused", "timeout", "closed", or the server's error
+function moonport.redis.connect(url, opts) end
+
+---@param name string
+---@param ... string|number
+---@return any reply
+---@return string? err
+function Redis:call(name, ...) end
+
+---Sends the commands in one write; error replies come back as {false, "ERR ..."}.
+---@param commands (string|number)[][]
+---@return any[]? replies
+---@return string? err
+function Redis:pipeline(commands) end
+
+---The next reply the server sends by itself (pub/sub messages).
+---@param timeout? number
+---@return any reply
+---@return string? err "timeout" (not fatal), "closed", ...
+function Redis:read_reply(timeout) end
+
+---@param seconds number
+function Redis:set_timeout(seconds) end
+
+function Redis:close() end
 
 ---@class moonport.Channel
 ---@operator len: integer
