@@ -19,7 +19,7 @@ const MAX_PREFACE_REPLY: usize = 64 * 1024;
 /// backlog of 1024: a burst of thousands of SYNs overflows a server's accept
 /// queue, the dropped ones are retried after 1 s and 3 s, and the connect
 /// timeout then fails them, which would measure the burst, not the server.
-const CONNECT_BATCH: usize = 512;
+pub(crate) const CONNECT_BATCH: usize = 512;
 
 /// Opens a connection per id concurrently on this thread's runtime. Each
 /// failure is described (`"{who} {id}: ..."`) to `on_failure`; the rest are
@@ -29,13 +29,39 @@ pub(crate) async fn connect_all(
     ids: &[usize],
     who: &str,
     nodelay: bool,
+    on_failure: impl FnMut(String),
+) -> Vec<(usize, TcpStream)> {
+    connect_from(addr, ids, who, nodelay, 0, on_failure).await
+}
+
+/// `connect_all`, from source address 127.0.0.(2 + id % sources) when
+/// `sources` > 0 and the target is IPv4: all of 127.0.0.0/8 is this
+/// machine's loopback, and each source address has its own ephemeral ports,
+/// so tens of thousands of connections to one port do not run out of them.
+pub(crate) async fn connect_from(
+    addr: SocketAddr,
+    ids: &[usize],
+    who: &str,
+    nodelay: bool,
+    sources: u32,
     mut on_failure: impl FnMut(String),
 ) -> Vec<(usize, TcpStream)> {
     let tasks: Vec<_> = ids
         .iter()
         .map(|&id| {
             compio::runtime::spawn(async move {
-                (id, compio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await)
+                let connect = async move {
+                    if sources == 0 || !addr.is_ipv4() {
+                        return TcpStream::connect(addr).await;
+                    }
+                    let n = (id as u32) % sources;
+                    let source = SocketAddr::from((
+                        std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(127, 0, 0, 2)) + n),
+                        0,
+                    ));
+                    TcpStream::bind_and_connect(source, addr).await
+                };
+                (id, compio::time::timeout(CONNECT_TIMEOUT, connect).await)
             })
         })
         .collect();

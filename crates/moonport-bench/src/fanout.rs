@@ -22,6 +22,16 @@
 //! into writes of about 64 KiB, for the warm-up plus the measured duration.
 //! Messages delivered during the measured window are counted, summed over the
 //! viewers. Bounded in time and loopback-only, as `echo`.
+//!
+//! For more viewers than one process may hold open (and a server of several
+//! processes: a cluster), the run splits over processes: `--role viewers`
+//! processes each connect their share (from 127.0.0.x source addresses with
+//! `--sources`), `--role publisher` publishes, and all of them start at the
+//! wall-clock instant `--start-at`, which also stamps the messages, so a
+//! viewer measures lag against the publisher of another process. `--rate`
+//! paces the publisher (messages per second) instead of publishing as fast
+//! as the server reads. The script that starts them adds the reports up
+//! (bench/cluster).
 
 use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;
@@ -33,7 +43,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::connect::{CONNECT_TIMEOUT, connect_all};
+use crate::connect::{CONNECT_BATCH, CONNECT_TIMEOUT, connect_from};
 use clap::Args;
 use compio::BufResult;
 use compio::buf::{IntoInner, IoBuf};
@@ -79,6 +89,22 @@ pub struct FanoutArgs {
     /// Bytes each viewer read asks for.
     #[arg(long, default_value_t = 64 * 1024)]
     read_buffer: usize,
+    /// Messages per second the publisher sends, one at a time (0: as fast
+    /// as the server reads, in batches).
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+    /// What this process does: "all" (viewers and publisher), "viewers" or
+    /// "publisher" (a run split over processes; needs --start-at).
+    #[arg(long, default_value = "all")]
+    role: String,
+    /// Wall-clock start of a split run, in seconds since the Unix epoch:
+    /// every process of the run starts its warm-up then.
+    #[arg(long)]
+    start_at: Option<f64>,
+    /// Viewers connect from this many source addresses, 127.0.0.2 and up
+    /// (0: the kernel picks 127.0.0.1).
+    #[arg(long, default_value_t = 0)]
+    sources: u32,
     /// `--threads` are the viewers' threads; the publisher has one more.
     #[command(flatten)]
     run: RunArgs,
@@ -126,7 +152,14 @@ struct Plan {
     warmup: Duration,
     duration: Duration,
     ready_timeout: Duration,
-    /// Timestamps are nanoseconds since this instant.
+    /// Messages per second, or 0 for as fast as the server reads.
+    rate: f64,
+    sources: u32,
+    /// A split run: the viewer count cannot be asked for, the window starts
+    /// at `base`.
+    split: bool,
+    /// Timestamps are nanoseconds since this instant (in a split run, the
+    /// `--start-at` instant, which every process of the run agrees on).
     base: Instant,
     /// Marks this run's messages (never [`PURGE_TAG`]).
     tag: u64,
@@ -214,7 +247,22 @@ pub fn run(args: FanoutArgs) -> Result<ExitCode, String> {
     }
     let (warmup, duration) = args.run.times()?;
     let ready_timeout = seconds("--ready-timeout", args.ready_timeout, false)?;
-    let threads = args.run.threads(args.viewers);
+    if !(args.rate.is_finite() && args.rate >= 0.0) {
+        return Err("--rate must be a number of messages per second >= 0".into());
+    }
+    let (viewers_here, publisher_here) = match args.role.as_str() {
+        "all" => (true, true),
+        "viewers" => (true, false),
+        "publisher" => (false, true),
+        other => return Err(format!("--role must be all, viewers or publisher (got {other:?})")),
+    };
+    let split = !(viewers_here && publisher_here);
+    let (base, tag) = match (split, args.start_at) {
+        (false, _) => (Instant::now(), run_tag()),
+        (true, None) => return Err("--role viewers / publisher needs --start-at".into()),
+        (true, Some(at)) => start_instant(at)?,
+    };
+    let threads = if viewers_here { args.run.threads(args.viewers) } else { 0 };
 
     let plan = Plan {
         viewer_addr,
@@ -224,8 +272,11 @@ pub fn run(args: FanoutArgs) -> Result<ExitCode, String> {
         warmup,
         duration,
         ready_timeout,
-        base: Instant::now(),
-        tag: run_tag(),
+        rate: args.rate,
+        sources: args.sources,
+        split,
+        base,
+        tag,
     };
     let sync = Arc::new(Sync {
         connected: Barrier::new(threads + 1),
@@ -249,7 +300,7 @@ pub fn run(args: FanoutArgs) -> Result<ExitCode, String> {
         let sync = Arc::clone(&sync);
         std::thread::Builder::new()
             .name("publisher".into())
-            .spawn(move || publisher_thread(plan, &sync))
+            .spawn(move || if publisher_here { publisher_thread(plan, &sync) } else { clock_thread(plan, &sync) })
             .map_err(|e| format!("cannot spawn publisher thread: {e}"))?
     };
 
@@ -288,7 +339,7 @@ pub fn run(args: FanoutArgs) -> Result<ExitCode, String> {
     if let Some(e) = thread_failure {
         return Err(e);
     }
-    if connected == 0 {
+    if connected == 0 && viewers_here {
         return Err(format!(
             "no viewer could connect to {viewer_addr}: {}",
             samples.first().map(String::as_str).unwrap_or("no connection")
@@ -329,6 +380,37 @@ pub fn run(args: FanoutArgs) -> Result<ExitCode, String> {
     Ok(crate::report::print(&args.run, &report))
 }
 
+/// The instant of `--start-at` (Unix seconds) on this process's monotonic
+/// clock, and the run tag every process of a split run derives from it.
+fn start_instant(at: f64) -> Result<(Instant, u64), String> {
+    let now_wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| "the system clock is before 1970".to_string())?
+        .as_secs_f64();
+    if !at.is_finite() || (at - now_wall).abs() > 3600.0 {
+        return Err(format!("--start-at {at} is not within an hour of now ({now_wall:.0})"));
+    }
+    let now = Instant::now();
+    let base = if at >= now_wall {
+        now + Duration::from_secs_f64(at - now_wall)
+    } else {
+        now.checked_sub(Duration::from_secs_f64(now_wall - at)).unwrap_or(now)
+    };
+    Ok((base, ((at * 1e9) as u64) | 1))
+}
+
+/// Stands in for the publisher in a `--role viewers` process: reports the
+/// viewers connected, then opens the window at `--start-at`.
+fn clock_thread(plan: Plan, sync: &Sync) -> PubResult {
+    sync.connected.wait();
+    eprintln!("fanout: {} viewers connected", sync.viewers.load(Ordering::SeqCst));
+    let wait = plan.base.saturating_duration_since(Instant::now());
+    std::thread::sleep(wait);
+    *sync.window.lock().unwrap_or_else(|p| p.into_inner()) = Some(Window::new(plan.base, plan.warmup, plan.duration));
+    sync.start.wait();
+    PubResult { published: 0, errors: Errors::default(), samples: Vec::new(), failure: None }
+}
+
 /// A tag that another run (earlier, or of another process) is unlikely to use.
 fn run_tag() -> u64 {
     let nanos = std::time::SystemTime::now()
@@ -343,10 +425,21 @@ fn viewer_thread(plan: Plan, ids: Vec<usize>, sync: &Sync) -> Result<ViewerResul
     let shared = Rc::new(Shared::new());
     let rt = compio::runtime::Runtime::new();
     let streams = match &rt {
-        Ok(rt) => rt.block_on(connect_all(plan.viewer_addr, &ids, "viewer", false, |failure| {
-            shared.errors.borrow_mut().connect += 1;
-            shared.notes.note(failure);
-        })),
+        // A batch at a time: a burst of thousands of SYNs would overflow
+        // the server's accept queue (see connect::CONNECT_BATCH).
+        Ok(rt) => rt.block_on(async {
+            let mut streams = Vec::with_capacity(ids.len());
+            for batch in ids.chunks(CONNECT_BATCH) {
+                streams.extend(
+                    connect_from(plan.viewer_addr, batch, "viewer", false, plan.sources, |failure| {
+                        shared.errors.borrow_mut().connect += 1;
+                        shared.notes.note(failure);
+                    })
+                    .await,
+                );
+            }
+            streams
+        }),
         Err(_) => Vec::new(),
     };
     sync.viewers.fetch_add(streams.len(), Ordering::SeqCst);
@@ -547,11 +640,16 @@ fn publisher_thread(plan: Plan, sync: &Sync) -> PubResult {
     };
     let ready = match &rt {
         Err(e) => Err(e.clone()),
+        // Split: the viewers are other processes'; the run starts on the clock.
+        Ok(rt) if plan.split => rt.block_on(connect_publisher(plan)),
         Ok(_) if expected == 0 => Err("no viewer connected".to_string()),
         Ok(rt) => rt.block_on(get_ready(plan, expected)),
     };
     let stream = match ready {
         Ok(stream) => {
+            if plan.split {
+                std::thread::sleep(plan.base.saturating_duration_since(Instant::now()));
+            }
             let window = Window::new(Instant::now(), plan.warmup, plan.duration);
             *sync.window.lock().unwrap_or_else(|p| p.into_inner()) = Some(window);
             Some((stream, window))
@@ -585,18 +683,25 @@ fn publisher_thread(plan: Plan, sync: &Sync) -> PubResult {
     out
 }
 
+/// Connects the publisher.
+async fn connect_publisher(plan: Plan) -> Result<TcpStream, String> {
+    let addr = plan.pub_addr;
+    match compio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => {
+            let _ = s.set_nodelay(true);
+            Ok(s)
+        }
+        Ok(Err(e)) => Err(format!("publisher: connect to {addr} failed: {e}")),
+        Err(_) => Err(format!("publisher: connect to {addr} timed out after {CONNECT_TIMEOUT:?}")),
+    }
+}
+
 /// Connects the publisher and asks for the viewer count until the server
 /// reports `expected`. Viewers left over from an earlier run are only noticed
 /// by the server when it next writes to them, so while the count is too high
 /// it publishes small flush frames (which viewers skip) to clear them out.
 async fn get_ready(plan: Plan, expected: usize) -> Result<TcpStream, String> {
-    let addr = plan.pub_addr;
-    let mut stream = match compio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err(format!("publisher: connect to {addr} failed: {e}")),
-        Err(_) => return Err(format!("publisher: connect to {addr} timed out after {CONNECT_TIMEOUT:?}")),
-    };
-    let _ = stream.set_nodelay(true);
+    let mut stream = connect_publisher(plan).await?;
     let deadline = Instant::now() + plan.ready_timeout;
     let mut purge = Vec::with_capacity(4 + MIN_SIZE);
     purge.extend_from_slice(&(MIN_SIZE as u32).to_be_bytes());
@@ -643,17 +748,22 @@ async fn viewer_count(stream: &mut TcpStream) -> io::Result<u32> {
     Ok(u32::from_be_bytes(bytes))
 }
 
-/// Publishes until cut off, as fast as the server takes the bytes. Messages
-/// whose write started in the measured window and completed are counted.
+/// Publishes until cut off, as fast as the server takes the bytes, or one
+/// message at a time at `plan.rate`. Messages whose write started in the
+/// measured window and completed are counted.
 async fn publish(mut stream: TcpStream, plan: Plan, window: Window, published: &Cell<u64>) -> io::Result<()> {
     let frame = 4 + plan.size;
-    let per_batch = (BATCH_BYTES / frame).max(1);
+    let per_batch = if plan.rate > 0.0 { 1 } else { (BATCH_BYTES / frame).max(1) };
+    let start = Instant::now();
     let mut batch: Vec<u8> = (0..per_batch * frame).map(|i| (i % 251) as u8).collect();
     for k in 0..per_batch {
         batch[k * frame..k * frame + 4].copy_from_slice(&(plan.size as u32).to_be_bytes());
     }
     let mut seq: u64 = 0;
     loop {
+        if plan.rate > 0.0 {
+            compio::time::sleep_until(start + Duration::from_secs_f64(seq as f64 / plan.rate)).await;
+        }
         let now = Instant::now();
         let ts = plan.ns(now);
         for k in 0..per_batch {
