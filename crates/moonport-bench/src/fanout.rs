@@ -403,7 +403,11 @@ fn start_instant(at: f64) -> Result<(Instant, u64), String> {
 /// viewers connected, then opens the window at `--start-at`.
 fn clock_thread(plan: Plan, sync: &Sync) -> PubResult {
     sync.connected.wait();
+    let late = Instant::now().saturating_duration_since(plan.base);
     eprintln!("fanout: {} viewers connected", sync.viewers.load(Ordering::SeqCst));
+    if !late.is_zero() {
+        eprintln!("fanout: the viewers connected {late:.1?} after --start-at: the warm-up was that much shorter");
+    }
     let wait = plan.base.saturating_duration_since(Instant::now());
     std::thread::sleep(wait);
     *sync.window.lock().unwrap_or_else(|p| p.into_inner()) = Some(Window::new(plan.base, plan.warmup, plan.duration));
