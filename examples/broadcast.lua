@@ -1,6 +1,6 @@
 -- examples/broadcast.lua: one publisher, many viewers, through a room.
 --
---   moonport run examples/broadcast.lua [PUB_PORT [VIEW_PORT [POLICY [SCOPE]]]]
+--   moonport run examples/broadcast.lua [PUB_PORT [VIEW_PORT [POLICY [SCOPE [QUEUE]]]]]
 --   moonport run --cluster redis://127.0.0.1:6379 examples/broadcast.lua 7100 7101 drop_oldest cluster
 --
 -- The publisher connects to PUB_PORT (default 7100) and sends frames: a
@@ -12,6 +12,7 @@
 --
 -- A viewer that cannot keep up gets the room's POLICY (default
 -- "drop_oldest"; also "keep_latest" or "disconnect"): the others never wait.
+-- Each viewer may have QUEUE frames (default 256) waiting.
 --
 -- SCOPE "cluster" (with `--cluster URL`) makes the room span every moonport
 -- process joined to that Redis: a frame published to any of them reaches the
@@ -25,6 +26,7 @@ local pub_port = tonumber(arg[1] or "7100")
 local view_port = tonumber(arg[2] or "7101")
 local policy = arg[3] or "drop_oldest"
 local scope = arg[4] or "local"
+local queue = tonumber(arg[5] or "256")
 local MAX_FRAME = 16 * 1024 * 1024
 
 local room = moonport.room("broadcast", { scope = scope })
@@ -50,7 +52,7 @@ local publishers = moonport.tcp.listen({ host = "127.0.0.1", port = pub_port }, 
 end)
 
 local viewers = moonport.tcp.listen({ host = "127.0.0.1", port = view_port }, function(viewer)
-  local reason, missed = room:attach(viewer, { queue = 256, policy = policy })
+  local reason, missed = room:attach(viewer, { queue = queue, policy = policy })
   moonport.log.info(string.format("viewer left: %s, missed=%d", reason, missed))
 end)
 
