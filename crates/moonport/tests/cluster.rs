@@ -16,14 +16,14 @@ use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::broadcast::{self, connect, frame, read_frame, wait_viewers};
 use common::{Moonport, Redis, Server};
 
-const BROADCAST: &str = "../../../../examples/broadcast.lua";
 const CHANNEL: &str = "moonport:room:broadcast";
 
 /// A node: broadcast.lua in cluster scope, on the given ports (0: any).
 fn node(redis: &Redis, pub_port: u16, view_port: u16) -> (Server, SocketAddr, SocketAddr) {
-    let server = Moonport::new(BROADCAST)
+    let server = Moonport::new(broadcast::SCRIPT)
         .option("--cluster")
         .option(&redis.url())
         .workers(2)
@@ -32,13 +32,9 @@ fn node(redis: &Redis, pub_port: u16, view_port: u16) -> (Server, SocketAddr, So
         .arg("drop_oldest")
         .arg("cluster")
         .start();
-    server.expect_log("viewer port", Duration::from_secs(10));
     server.expect_log("connected to redis", Duration::from_secs(10));
-    let log = server.log();
-    let line = log.lines().find(|l| l.contains("publisher port")).expect("ports line");
-    let nums: Vec<u16> = line.split(|c: char| !c.is_ascii_digit()).filter_map(|s| s.parse().ok()).collect();
-    let (p, v) = (nums[nums.len() - 2], nums[nums.len() - 1]);
-    (server, SocketAddr::from(([127, 0, 0, 1], p)), SocketAddr::from(([127, 0, 0, 1], v)))
+    let (pub_addr, view_addr) = broadcast::ports(&server);
+    (server, pub_addr, view_addr)
 }
 
 /// Waits until Redis counts `n` subscribers to the room's channel: one per
@@ -51,42 +47,6 @@ fn wait_subscribers(redis: &Redis, n: usize) {
             return;
         }
         assert!(Instant::now() < deadline, "redis counts {count} subscribers to {CHANNEL}, want {n}");
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn frame(payload: &[u8]) -> Vec<u8> {
-    let mut f = (payload.len() as u32).to_be_bytes().to_vec();
-    f.extend_from_slice(payload);
-    f
-}
-
-fn read_frame(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
-    let mut len = [0; 4];
-    s.read_exact(&mut len)?;
-    let mut payload = vec![0; u32::from_be_bytes(len) as usize];
-    s.read_exact(&mut payload)?;
-    Ok(payload)
-}
-
-fn connect(addr: SocketAddr) -> TcpStream {
-    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
-    s
-}
-
-/// Asks a node how many viewers it has, until it has `want`.
-fn wait_viewers(publisher: &mut TcpStream, want: u32) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        publisher.write_all(&0u32.to_be_bytes()).expect("count query");
-        let mut n = [0; 4];
-        publisher.read_exact(&mut n).expect("count answer");
-        let n = u32::from_be_bytes(n);
-        if n == want {
-            return;
-        }
-        assert!(Instant::now() < deadline, "only {n} of {want} viewers attached");
         thread::sleep(Duration::from_millis(20));
     }
 }

@@ -9,54 +9,13 @@ use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::broadcast::{self, connect, frame, read_frame, wait_viewers};
 use common::{Moonport, Server};
 
-const BROADCAST: &str = "../../../../examples/broadcast.lua";
-
 fn start(workers: usize, policy: &str) -> (Server, SocketAddr, SocketAddr) {
-    let server = Moonport::new(BROADCAST).workers(workers).arg(0).arg(0).arg(policy).start();
-    assert!(server.wait_log("viewer port", Duration::from_secs(10)), "no ports logged\n{}", server.log());
-    let log = server.log();
-    let line = log.lines().find(|l| l.contains("publisher port")).expect("ports line");
-    let nums: Vec<u16> = line.split(|c: char| !c.is_ascii_digit()).filter_map(|s| s.parse().ok()).collect();
-    let (pub_port, view_port) = (nums[nums.len() - 2], nums[nums.len() - 1]);
-    (server, SocketAddr::from(([127, 0, 0, 1], pub_port)), SocketAddr::from(([127, 0, 0, 1], view_port)))
-}
-
-fn frame(payload: &[u8]) -> Vec<u8> {
-    let mut f = (payload.len() as u32).to_be_bytes().to_vec();
-    f.extend_from_slice(payload);
-    f
-}
-
-fn read_frame(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
-    let mut len = [0; 4];
-    s.read_exact(&mut len)?;
-    let mut payload = vec![0; u32::from_be_bytes(len) as usize];
-    s.read_exact(&mut payload)?;
-    Ok(payload)
-}
-
-/// Asks the server how many viewers are attached, until `want` are.
-fn wait_viewers(publisher: &mut TcpStream, want: u32) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        publisher.write_all(&0u32.to_be_bytes()).expect("count query");
-        let mut n = [0; 4];
-        publisher.read_exact(&mut n).expect("count answer");
-        let n = u32::from_be_bytes(n);
-        if n == want {
-            return;
-        }
-        assert!(Instant::now() < deadline, "only {n} of {want} viewers attached");
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn connect(addr: SocketAddr) -> TcpStream {
-    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
-    s
+    let server = Moonport::new(broadcast::SCRIPT).workers(workers).arg(0).arg(0).arg(policy).start();
+    let (pub_addr, view_addr) = broadcast::ports(&server);
+    (server, pub_addr, view_addr)
 }
 
 #[test]

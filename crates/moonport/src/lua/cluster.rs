@@ -26,21 +26,8 @@ fn join(lua: &Lua, (url, opts): (Value, Value)) -> mlua::Result<bool> {
     let arg = Arg::new("join", 2);
     let opts = args::opt_table(lua, opts, arg)?;
     let defaults = ClusterLimits::default();
-    let messages = args::integer(
-        lua,
-        args::field(opts.as_ref(), "queue")?,
-        arg.key("queue"),
-        (1, 1 << 24),
-        Some(defaults.messages as i64),
-    )?;
-    let bytes = args::integer(
-        lua,
-        args::field(opts.as_ref(), "bytes")?,
-        arg.key("bytes"),
-        (1, i64::MAX),
-        Some(defaults.bytes as i64),
-    )?;
-    let limits = ClusterLimits { messages: messages as usize, bytes: bytes as usize };
+    let (messages, bytes) = super::room::queue_bounds(lua, opts.as_ref(), arg, (defaults.messages, defaults.bytes))?;
+    let limits = ClusterLimits { messages, bytes };
     worker(lua)?.engine.join_cluster(&url, limits).map_err(|e| Arg::new("join", 1).error(lua, e))?;
     Ok(true)
 }

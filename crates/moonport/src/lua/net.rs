@@ -4,6 +4,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
+use std::time::Instant;
 
 use mlua::{IntoLuaMulti, Lua, MultiValue, Table, UserData, UserDataFields, UserDataMethods, Value};
 
@@ -162,6 +163,15 @@ pub async fn resolve(lua: &Lua, target: Target, family: Option<Family>) -> Resul
                 .map(|ent| ent.addrs.into_iter().map(|ip: IpAddr| SocketAddr::new(ip, port)).collect())
                 .map_err(|e| e.to_string())
         }
+    }
+}
+
+/// `resolve`, given up at `deadline` (`Err("timeout")`).
+pub async fn resolve_until(lua: &Lua, target: Target, deadline: Option<Instant>) -> Result<Vec<SocketAddr>, String> {
+    let resolving = resolve(lua, target, None);
+    match deadline {
+        None => resolving.await,
+        Some(d) => compio::time::timeout_at(d, resolving).await.unwrap_or_else(|_| Err("timeout".into())),
     }
 }
 

@@ -89,12 +89,8 @@ async fn connect(lua: Lua, (url, opts): (Value, Value)) -> mlua::Result<MultiVal
         Some(super::tcp::DEFAULT_READ_BUFFER),
     )? as usize;
     let deadline = timeout.map(|t| std::time::Instant::now() + t);
-    let resolving = super::net::resolve(&lua, NetTarget::Name(target.host.clone(), target.port), None);
-    let addrs = match deadline {
-        None => resolving.await,
-        Some(d) => compio::time::timeout_at(d, resolving).await.unwrap_or_else(|_| Err("timeout".into())),
-    };
-    let addrs = match addrs {
+    let addrs = match super::net::resolve_until(&lua, NetTarget::Name(target.host.clone(), target.port), deadline).await
+    {
         Ok(addrs) => addrs,
         Err(e) => return (Value::Nil, e).into_lua_multi(&lua),
     };

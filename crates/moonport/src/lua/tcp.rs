@@ -238,12 +238,7 @@ async fn connect(lua: Lua, (host, port, opts): (Value, Value, Value)) -> mlua::R
         Err(why) => return fail(&lua, None, NetError::Tls(why), None),
     };
     let deadline = timeout.map(|t| std::time::Instant::now() + t);
-    let resolving = super::net::resolve(&lua, target, None);
-    let addrs = match deadline {
-        None => resolving.await,
-        Some(d) => compio::time::timeout_at(d, resolving).await.unwrap_or_else(|_| Err("timeout".into())),
-    };
-    let addrs = match addrs {
+    let addrs = match super::net::resolve_until(&lua, target, deadline).await {
         Ok(addrs) => addrs,
         Err(e) => return (Value::Nil, e).into_lua_multi(&lua),
     };

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod broadcast;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
