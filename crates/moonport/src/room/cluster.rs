@@ -256,7 +256,7 @@ impl Cluster {
         state.ever = true;
 
         let health = Health::default();
-        let loops: Vec<Pin<Box<dyn Future<Output = Result<Infallible, RedisError>> + '_>>> = vec![
+        let loops: Vec<LinkLoop<'_>> = vec![
             Box::pin(self.publish_loop(&publisher, queue, &health)),
             Box::pin(self.replies_loop(&publisher, &health)),
             Box::pin(self.ping_loop(&publisher, &health)),
@@ -394,6 +394,9 @@ impl Cluster {
         }
     }
 }
+
+/// One of a session's loops; it ends only with the error that ends the session.
+type LinkLoop<'a> = Pin<Box<dyn Future<Output = Result<Infallible, RedisError>> + 'a>>;
 
 /// What the link remembers across sessions, for its log lines.
 #[derive(Default)]
