@@ -297,7 +297,11 @@ impl Cluster {
                 next = if out.len() < BATCH_BYTES { queue.try_recv().ok() } else { None };
             }
             health.sent(count);
-            conn.send(out).await?;
+            if let Err(e) = conn.send(out).await {
+                // Taken off the queue but never written whole: not sent.
+                self.stats.unsent.fetch_add(count, Ordering::Relaxed);
+                return Err(e);
+            }
             self.stats.sent.fetch_add(count, Ordering::Relaxed);
         }
     }
