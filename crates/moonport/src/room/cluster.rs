@@ -553,3 +553,57 @@ impl Drop for Bridge {
         self.cluster.changed.notify(usize::MAX);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::room::{Limits, Policy, Recv, Rooms};
+
+    fn payload(node: u64, stream: u64, seq: u64, body: &str) -> Vec<u8> {
+        let mut p = MAGIC.to_vec();
+        for word in [node, stream, seq] {
+            p.extend_from_slice(&word.to_be_bytes());
+        }
+        p.extend_from_slice(body.as_bytes());
+        p
+    }
+
+    #[test]
+    fn remote_messages_are_delivered_once_in_order_with_gaps_counted_and_echoes_dropped() {
+        // Nothing listens on port 1: the link keeps retrying in the background.
+        let cluster = Cluster::start("redis://127.0.0.1:1", ClusterLimits::default()).unwrap();
+        let rooms = Rooms::default();
+        let room = rooms.get_cluster("r", &cluster);
+        let sub = room.subscribe(Limits::default(), Policy::DropOldest);
+        for p in [
+            payload(7, 1, 1, "a"),
+            payload(7, 1, 2, "b"),
+            payload(7, 1, 5, "c"),
+            payload(7, 1, 5, "dup"),
+            payload(7, 1, 4, "late"),
+            payload(cluster.node(), 1, 1, "echo"),
+            payload(8, 3, 9, "other publisher, first seen"),
+            b"raw".to_vec(),
+        ] {
+            room.receive(&p);
+        }
+        let mut got = Vec::new();
+        while let Some(Recv::Message(m)) = sub.try_recv() {
+            got.push(String::from_utf8_lossy(m.as_slice()).into_owned());
+        }
+        assert_eq!(got, ["a", "b", "c", "other publisher, first seen", "raw"]);
+        let stats = &room.bridge().unwrap().stats;
+        assert_eq!(stats.lost.load(Ordering::Relaxed), 2);
+        assert_eq!(stats.duplicates.load(Ordering::Relaxed), 2);
+        assert_eq!(stats.received.load(Ordering::Relaxed), 4);
+        // The link is down: a local publish reaches local subscribers and
+        // counts as not sent.
+        assert_eq!(room.publish(Bridge::chunk(b"local")), 1);
+        assert_eq!(stats.unsent.load(Ordering::Relaxed), 1);
+        // The room's channel is wanted while the room lives, and not after.
+        assert!(cluster.lock_rooms().contains_key("r"));
+        drop((room, sub));
+        drop(rooms);
+        assert!(!cluster.lock_rooms().contains_key("r"));
+    }
+}
