@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::Duration;
@@ -105,6 +105,7 @@ fn a_viewer_that_stops_reading_is_disconnected_under_the_disconnect_policy() {
 /// What the kernel had already buffered is readable, then end of stream.
 #[cfg(not(windows))]
 fn expect_end_of_stream(mut slow: TcpStream) {
+    use std::io::Read;
     let mut sink = Vec::new();
     let r = slow.read_to_end(&mut sink);
     assert!(r.is_ok() || matches!(r, Err(ref e) if e.kind() == std::io::ErrorKind::ConnectionReset), "{r:?}");
