@@ -317,21 +317,35 @@ fn guide_bridge() {
     let scratch = Scratch::new("bridge");
     let echo = scratch.server("guide-echo", &[]);
     let bridge = scratch.server("guide-bridge", &[&echo.port()]);
-    let stream = common::connect(bridge.addr());
-    let (mut ws, _) =
-        tungstenite::client::client(format!("ws://{}/", bridge.addr()), stream).expect("WebSocket handshake");
-    ws.send(Message::binary(b"over the bridge".to_vec())).expect("send");
-    let mut echoed = Vec::new();
-    while echoed.len() < 15 {
-        match ws.read().expect("read") {
-            Message::Binary(b) => echoed.extend_from_slice(&b),
-            other => panic!("expected binary frames, got {other:?}"),
+    let mut ws = ws_client(bridge.addr());
+    for part in ["over the ", "bridge"] {
+        // A pause between messages: the bridge is not idle yet.
+        std::thread::sleep(Duration::from_millis(200));
+        ws.send(Message::binary(part.as_bytes().to_vec())).expect("send");
+        let mut echoed = Vec::new();
+        while echoed.len() < part.len() {
+            match ws.read().expect("read") {
+                Message::Binary(b) => echoed.extend_from_slice(&b),
+                other => panic!("expected binary frames, got {other:?}"),
+            }
         }
+        assert_eq!(echoed, part.as_bytes());
     }
-    assert_eq!(echoed, b"over the bridge");
     ws.close(None).expect("close");
     while ws.read().is_ok() {}
     bridge.expect_log("15 bytes up, 15 down, close", IO_TIMEOUT);
+
+    // A target that refuses: the browser is told so with 1011.
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+    let nowhere = scratch.server("guide-bridge", &[&closed_port]);
+    match ws_client(nowhere.addr()).read().expect("a close frame") {
+        Message::Close(Some(frame)) => assert_eq!(u16::from(frame.code), 1011, "{frame:?}"),
+        other => panic!("expected a close with 1011, got {other:?}"),
+    }
+}
+
+fn ws_client(addr: std::net::SocketAddr) -> tungstenite::WebSocket<std::net::TcpStream> {
+    tungstenite::client::client(format!("ws://{addr}/"), common::connect(addr)).expect("WebSocket handshake").0
 }
 
 #[test]
