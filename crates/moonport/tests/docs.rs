@@ -190,7 +190,8 @@ fn guide_lines() {
     let mut quiet = server.client();
     let started = Instant::now();
     assert_eq!(quiet.line(), "-ERR idle");
-    assert!(started.elapsed() >= Duration::from_millis(400), "idle after {:?}", started.elapsed());
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(400) && waited < Duration::from_secs(3), "idle after {waited:?}");
     quiet.expect_closed();
 
     let mut leaving = server.client();
@@ -237,6 +238,11 @@ fn guide_chat() {
     cy.send("/nick cy\nstill here\n");
     let heard = read_until_line(&mut cy, "<cy> still here");
     assert!(heard.iter().all(|l| !l.contains("hello dev")), "the lobby heard {heard:?}");
+    // And bob, who left the lobby, no longer hears it.
+    std::thread::sleep(Duration::from_millis(100));
+    bob.send("back to work\n");
+    let heard = read_until_line(&mut bob, "<bob> back to work");
+    assert!(heard.iter().all(|l| !l.contains("still here")), "bob still hears the lobby: {heard:?}");
 }
 
 /// One frame of the guide's binary protocol: u32 big-endian length, payload.
