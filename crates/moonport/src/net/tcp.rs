@@ -352,7 +352,9 @@ impl Conn {
         let Some(_queue) = self.writer.try_lock() else { return Ok(0) };
         let stream = self.stream.borrow();
         let stream = stream.as_ref().ok_or(NetError::Closed)?;
-        crate::platform::send_now(socket2::SockRef::from(stream), data).map_err(NetError::from)
+        let sent = crate::platform::send_now(socket2::SockRef::from(stream), data).map_err(NetError::from)?;
+        with_worker(|s| s.bytes_sent.add(sent as u64));
+        Ok(sent)
     }
 
     /// Copies `data` for a later `write_staged`, so the caller can let go of
