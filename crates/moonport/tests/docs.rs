@@ -49,11 +49,19 @@ fn blocks() -> Vec<Block> {
             }
             let marker = if i > 0 { lines[i - 1].trim() } else { "" };
             let name = if let Some(rest) = marker.strip_prefix(TESTED) {
-                Some(rest.strip_suffix("-->").unwrap_or_else(|| panic!("docs/{doc}:{i}: unclosed marker")).trim().to_string())
+                Some(
+                    rest.strip_suffix("-->")
+                        .unwrap_or_else(|| panic!("docs/{doc}:{i}: unclosed marker"))
+                        .trim()
+                        .to_string(),
+                )
             } else if marker.starts_with(EXCUSED) {
                 None
             } else {
-                panic!("docs/{doc}:{}: a ```lua block needs `{TESTED}NAME -->` or `{EXCUSED}REASON -->` on the line before", i + 1)
+                panic!(
+                    "docs/{doc}:{}: a ```lua block needs `{TESTED}NAME -->` or `{EXCUSED}REASON -->` on the line before",
+                    i + 1
+                )
             };
             let end = (i + 1..lines.len())
                 .find(|&j| lines[j].trim_end() == "```")
@@ -107,9 +115,20 @@ impl Scratch {
     #[track_caller]
     fn client(&self, name: &str, args: &[&dyn ToString]) {
         let out = args.iter().fold(self.snippet(name), |m, a| m.arg(a.to_string())).run(RUN_LIMIT);
-        assert_eq!(out.code(), Some(0), "{name} failed\n--- stdout ---\n{}\n--- stderr ---\n{}", out.stdout, out.stderr);
+        assert_eq!(
+            out.code(),
+            Some(0),
+            "{name} failed\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            out.stdout,
+            out.stderr
+        );
         let printed: Vec<String> = out.stdout.lines().map(normalize).collect();
-        assert_eq!(printed, promised_output(&code(name)), "{name} printed otherwise than its --> comments say\n{}", out.stderr);
+        assert_eq!(
+            printed,
+            promised_output(&code(name)),
+            "{name} printed otherwise than its --> comments say\n{}",
+            out.stderr
+        );
     }
 }
 
@@ -342,7 +361,8 @@ fn guide_bridge() {
     bridge.expect_log("15 bytes up, 15 down, close", IO_TIMEOUT);
 
     // A target that refuses: the browser is told so with 1011.
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+    let closed_port =
+        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
     let nowhere = scratch.server("guide-bridge", &[&closed_port]);
     match ws_client(nowhere.addr()).read().expect("a close frame") {
         Message::Close(Some(frame)) => assert_eq!(u16::from(frame.code), 1011, "{frame:?}"),

@@ -6,11 +6,10 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{Moonport, Server, http_get, line_of};
+use common::{Moonport, http_get, line_of};
 
 const WAIT: Duration = Duration::from_secs(10);
 
