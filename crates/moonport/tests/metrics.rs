@@ -6,37 +6,16 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{Moonport, Server, line_of};
+use common::{Moonport, http_get, line_of};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// The admin listener's address, from its log line.
-fn admin_addr(server: &Server) -> SocketAddr {
-    const MARK: &str = "admin endpoint http://";
-    server.expect_log(MARK, WAIT);
-    let log = server.log();
-    let rest = &log[log.find(MARK).unwrap() + MARK.len()..];
-    rest.split_whitespace().next().unwrap().parse().unwrap()
-}
-
-/// One HTTP/1.1 request on a fresh connection: status, head and body.
-fn get(addr: SocketAddr, method: &str, path: &str) -> (u16, String, String) {
-    let mut s = common::connect(addr);
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).expect("read the admin response");
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no end of head in {raw:?}"));
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("status line: {head}"));
-    (status, head.to_string(), body.to_string())
-}
-
 /// `/metrics` as series name (with labels) → value.
 fn scrape(addr: SocketAddr) -> BTreeMap<String, f64> {
-    let (status, head, body) = get(addr, "GET", "/metrics");
+    let (status, head, body) = http_get(addr, "GET", "/metrics");
     assert_eq!(status, 200, "{head}");
     assert!(head.contains("Content-Type: text/plain; version=0.0.4"), "{head}");
     body.lines()
@@ -71,7 +50,7 @@ fn scrape_until(addr: SocketAddr, mut done: impl FnMut(&BTreeMap<String, f64>) -
 fn script_and_engine_metrics_add_up_over_two_workers() {
     let server = Moonport::new("metrics_app.lua").workers(2).option("--admin").option("127.0.0.1:0").start();
     server.expect_log("worker 2 ready", WAIT);
-    let admin = admin_addr(&server);
+    let admin = server.admin_addr();
     let before = scrape(admin);
     assert_eq!(over_workers(&before, "moonport_tcp_connections_accepted_total").0, 0.0);
     assert_eq!(before.get("test_sessions"), Some(&0.0), "{before:?}");
@@ -129,11 +108,11 @@ fn script_and_engine_metrics_add_up_over_two_workers() {
 fn health_says_ok_while_serving_and_503_while_draining() {
     let server =
         Moonport::new("metrics_app.lua").workers(1).grace(10.0).option("--admin").option("127.0.0.1:0").start();
-    let admin = admin_addr(&server);
-    let (status, _, body) = get(admin, "GET", "/health");
+    let admin = server.admin_addr();
+    let (status, _, body) = http_get(admin, "GET", "/health");
     assert_eq!((status, body.as_str()), (200, "ok\n"));
-    assert_eq!(get(admin, "GET", "/nothing-here").0, 404);
-    let (status, head, _) = get(admin, "POST", "/metrics");
+    assert_eq!(http_get(admin, "GET", "/nothing-here").0, 404);
+    let (status, head, _) = http_get(admin, "POST", "/metrics");
     assert_eq!(status, 405);
     assert!(head.contains("Allow: GET, HEAD"), "{head}");
 
@@ -143,7 +122,7 @@ fn health_says_ok_while_serving_and_503_while_draining() {
     assert_eq!(c.line(), "hello");
     server.terminate();
     server.expect_log("shutting down", WAIT);
-    let (status, _, body) = get(admin, "GET", "/health");
+    let (status, _, body) = http_get(admin, "GET", "/health");
     assert_eq!((status, body.as_str()), (503, "draining\n"));
     // Metrics are still served while draining.
     assert_eq!(scrape(admin).get("test_sessions"), Some(&1.0));
@@ -152,7 +131,7 @@ fn health_says_ok_while_serving_and_503_while_draining() {
 #[test]
 fn json_log_lines_carry_worker_and_peer_and_the_script_starts_the_admin() {
     let server = Moonport::new("metrics_app.lua").workers(2).option("--log-format").option("json").arg("admin").start();
-    let admin = admin_addr(&server);
+    let admin = server.admin_addr();
     // No --admin: the script started it, and got its address back.
     let said = format!("admin from the script on {admin}");
     let deadline = Instant::now() + WAIT;

@@ -96,13 +96,29 @@ pub struct Moonport {
     args: Vec<String>,
     nofile: Option<u64>,
     env: Vec<(String, String)>,
+    /// Where the child runs; `tests/lua/` unless `dir` says otherwise.
+    dir: Option<PathBuf>,
 }
 
 impl Moonport {
     /// `script` is a file name in `tests/lua/`. The child runs in that
     /// directory and gets the bare file name, so messages read `name.lua:LINE`.
     pub fn new(script: &str) -> Self {
-        Self { script: script.to_string(), options: Vec::new(), args: Vec::new(), nofile: None, env: Vec::new() }
+        Self {
+            script: script.to_string(),
+            options: Vec::new(),
+            args: Vec::new(),
+            nofile: None,
+            env: Vec::new(),
+            dir: None,
+        }
+    }
+
+    /// Runs the child in `dir` instead of `tests/lua/` (the script name is
+    /// then relative to `dir`, and so are the files the script opens).
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
     }
 
     /// `--workers N` (placed before the script).
@@ -144,7 +160,7 @@ impl Moonport {
 
     fn command(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_moonport"));
-        cmd.current_dir(lua_dir());
+        cmd.current_dir(self.dir.clone().unwrap_or_else(lua_dir));
         cmd.arg("run");
         cmd.args(&self.options);
         cmd.arg(&self.script);
@@ -327,6 +343,28 @@ impl Server {
     pub fn client(&self) -> Client {
         Client::connect(self.addr())
     }
+
+    /// The admin listener's address (`--admin`, `moonport.admin`), from its log line.
+    #[track_caller]
+    pub fn admin_addr(&self) -> SocketAddr {
+        const MARK: &str = "admin endpoint http://";
+        self.expect_log(MARK, STARTUP_TIMEOUT);
+        let log = self.log();
+        let rest = &log[log.find(MARK).unwrap() + MARK.len()..];
+        rest.split_whitespace().next().unwrap().parse().unwrap()
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection: status, head and body.
+#[track_caller]
+pub fn http_get(addr: SocketAddr, method: &str, path: &str) -> (u16, String, String) {
+    let mut s = connect(addr);
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read the HTTP response");
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no end of head in {raw:?}"));
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("status line: {head}"));
+    (status, head.to_string(), body.to_string())
 }
 
 impl Drop for Server {
