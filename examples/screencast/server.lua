@@ -43,7 +43,7 @@ while arg[i] do
 end
 local vnc_host, vnc_port = opts.vnc:match("^(.+):(%d+)$")
 if not vnc_host then error("--vnc expects HOST:PORT, got " .. opts.vnc) end
-vnc_host = vnc_host:match("^%[(.*)%]$") or vnc_host
+vnc_host, vnc_port = vnc_host:match("^%[(.*)%]$") or vnc_host, tonumber(vnc_port)
 
 local FRAMES, KEYS = "screencast.frames", "screencast.keys"
 local DELTA, KEYFRAME = 1, 2
@@ -64,23 +64,32 @@ local function pack(kind, seq, captured, screen, tiles)
   return buf:write_lstring(moonport.zlib.compress(table.concat(pixels), { level = opts.level }), "u32le")
 end
 
--- The capture, on worker 1: what the keyframe task needs to see.
-local current = { screen = nil, seq = 0 }
+-- The capture, on worker 1: the screen, the seq of its last frame, and
+-- the keyframe made of it (built on demand, kept until the next frame).
+local current = { screen = nil, seq = 0, keyframe = nil }
+
+local function advance(screen)
+  current.screen, current.seq, current.keyframe = screen, current.seq + 1, nil
+end
+
+local function keyframe()
+  local screen = current.screen
+  if screen and not current.keyframe then
+    current.keyframe = pack(KEYFRAME, current.seq, moonport.time(), screen, screen:all())
+  end
+  return current.keyframe
+end
 
 local function serve_keyframes(frames)
   local requests = moonport.room(KEYS):subscribe({ queue = 1, policy = "keep_latest" })
   local last = -KEYFRAME_INTERVAL
-  local made = {} -- the last keyframe, reused while the screen is unchanged
   while requests:recv() do
     local wait = last + KEYFRAME_INTERVAL - moonport.now()
     if wait > 0 then moonport.sleep(wait) end
     -- One keyframe answers every request made until now.
     while requests:recv(0.001) do end
-    local screen = current.screen
-    if screen and (made.screen ~= screen or made.seq ~= current.seq) then
-      made = { screen = screen, seq = current.seq, frame = pack(KEYFRAME, current.seq, moonport.time(), screen, screen:all()) }
-    end
-    if made.frame then frames:publish(made.frame) end
+    local frame = keyframe()
+    if frame then frames:publish(frame) end
     last = moonport.now()
   end
 end
@@ -88,7 +97,6 @@ end
 -- Follows the VNC server's updates for as long as the connection lasts.
 local function watch(vnc, frames)
   local screen = Screen.new(vnc.width, vnc.height, opts.tile)
-  local seq = current.seq
   vnc:request(false)
   local first = true
   while true do
@@ -101,13 +109,12 @@ local function watch(vnc, frames)
     if first then
       -- A new connection may mean a new screen size: everyone starts over
       -- (a new seq, so that no viewer takes the keyframe as one it has).
-      seq = seq + 1
-      current.screen, current.seq, first = screen, seq, false
-      frames:publish(pack(KEYFRAME, seq, captured, screen, screen:all()))
+      advance(screen)
+      first = false
+      frames:publish(keyframe())
     elseif #tiles > 0 then
-      seq = seq + 1
-      current.seq = seq
-      frames:publish(pack(DELTA, seq, captured, screen, tiles))
+      advance(screen)
+      frames:publish(pack(DELTA, current.seq, captured, screen, tiles))
     end
     local wait = due - moonport.now()
     if wait > 0 then moonport.sleep(wait) end
@@ -121,7 +128,7 @@ local function capture()
   moonport.spawn(serve_keyframes, frames)
   local backoff, said = 0.25, nil
   while not moonport.exiting() do
-    local vnc, err = rfb.connect(vnc_host, tonumber(vnc_port), { timeout = 5 })
+    local vnc, err = rfb.connect(vnc_host, vnc_port, { timeout = 5 })
     if vnc then
       log.info(("capturing %s: %dx%d %q, tiles of %d, at most %d fps"):format(opts.vnc, vnc.width, vnc.height, vnc.name, opts.tile, opts.fps))
       backoff, said = 0.25, nil

@@ -36,8 +36,13 @@ const BROWSER_TIMEOUT: Duration = Duration::from_secs(60);
 const DELTA: u8 = 1;
 const KEYFRAME: u8 = 2;
 
-fn start_server(desk: &Desktop, queue: usize) -> Server {
-    Moonport::new("../../../../examples/screencast/server.lua")
+/// The desktop (x11vnc logging to `x11vnc_log` in the tests' scratch
+/// directory) and the screencast capturing it, viewers queued up to `queue`
+/// frames.
+fn start(x11vnc_log: &str, queue: usize) -> (Desktop, Server) {
+    desktop::require_tools();
+    let desk = Desktop::start(ROOT, WINDOW, &PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(x11vnc_log));
+    let server = Moonport::new("../../../../examples/screencast/server.lua")
         .workers(2)
         .arg("--port")
         .arg(0)
@@ -45,18 +50,15 @@ fn start_server(desk: &Desktop, queue: usize) -> Server {
         .arg(format!("127.0.0.1:{}", desk.vnc_port))
         .arg("--queue")
         .arg(queue)
-        .start()
+        .start();
+    server.expect_log("capturing 127.0.0.1:", Duration::from_secs(10));
+    (desk, server)
 }
 
 #[test]
 fn two_browsers_watch_the_xvfb_desktop() {
-    desktop::require_tools();
-    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    let desk = Desktop::start(ROOT, WINDOW, &tmp.join("x11vnc-screencast.log"));
-    let server = start_server(&desk, 8);
-    server.expect_log("capturing 127.0.0.1:", Duration::from_secs(10));
-
-    let screenshot = tmp.join("screencast.png");
+    let (desk, server) = start("x11vnc-screencast.log", 8);
+    let screenshot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screencast.png");
     let url = format!("http://127.0.0.1:{}/", server.port());
     let args: Vec<String> =
         [&url, "--display", &desk.display, "--root", ROOT, "--window", WINDOW, "--changes", CHANGES]
@@ -139,11 +141,7 @@ impl Viewer {
 
 #[test]
 fn a_slow_viewer_skips_to_the_latest_frame_and_holds_no_one_back() {
-    desktop::require_tools();
-    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    let desk = Desktop::start(ROOT, WINDOW, &tmp.join("x11vnc-slow.log"));
-    let server = start_server(&desk, 4);
-    server.expect_log("capturing 127.0.0.1:", Duration::from_secs(10));
+    let (desk, server) = start("x11vnc-slow.log", 4);
     let addr = server.addr();
 
     let mut slow = Viewer::connect(addr, true);

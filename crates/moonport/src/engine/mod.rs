@@ -98,11 +98,7 @@ impl Engine {
     /// Joins the cluster at `url`, once per process: joining the same URL
     /// again (as every worker running the script does) is a no-op, another
     /// URL is an error.
-    pub fn join_cluster(
-        &self,
-        url: &str,
-        limits: crate::room::ClusterLimits,
-    ) -> Result<Arc<crate::room::Cluster>, String> {
+    pub fn join_cluster(&self, url: &str, limits: crate::room::Limits) -> Result<Arc<crate::room::Cluster>, String> {
         let mut cluster = self.cluster.lock().unwrap_or_else(|p| p.into_inner());
         match &*cluster {
             Some(c) if c.url() == url => Ok(c.clone()),
@@ -168,7 +164,7 @@ pub fn run(config: Config) -> ExitCode {
         failed: AtomicBool::new(false),
     });
     if let Some(url) = engine.config.cluster.clone()
-        && let Err(e) = engine.join_cluster(&url, Default::default())
+        && let Err(e) = engine.join_cluster(&url, crate::room::OUTBOX_LIMITS)
     {
         tracing::error!("--cluster: {e}");
         return ExitCode::FAILURE;

@@ -9,7 +9,7 @@ use mlua::{Lua, Table, Value};
 
 use super::args::{self, Arg};
 use super::worker;
-use crate::room::ClusterLimits;
+use crate::room::OUTBOX_LIMITS;
 
 pub fn module(lua: &Lua) -> mlua::Result<Table> {
     let m = lua.create_table()?;
@@ -25,9 +25,7 @@ fn join(lua: &Lua, (url, opts): (Value, Value)) -> mlua::Result<bool> {
     let url = args::bytes(lua, url, arg)?.to_string_lossy();
     let arg = Arg::new("join", 2);
     let opts = args::opt_table(lua, opts, arg)?;
-    let defaults = ClusterLimits::default();
-    let (messages, bytes) = super::room::queue_bounds(lua, opts.as_ref(), arg, (defaults.messages, defaults.bytes))?;
-    let limits = ClusterLimits { messages, bytes };
+    let limits = super::room::queue_bounds(lua, opts.as_ref(), arg, OUTBOX_LIMITS)?;
     worker(lua)?.engine.join_cluster(&url, limits).map_err(|e| Arg::new("join", 1).error(lua, e))?;
     Ok(true)
 }

@@ -54,22 +54,22 @@ pub fn install(lua: &Lua, moonport: &mlua::Table) -> mlua::Result<()> {
 
 /// The `queue` (messages) and `bytes` bounds of an options table, with
 /// their defaults: a subscription's, or the cluster link's.
-pub(super) fn queue_bounds(
-    lua: &Lua,
-    opts: Option<&mlua::Table>,
-    arg: Arg,
-    (messages, bytes): (usize, usize),
-) -> mlua::Result<(usize, usize)> {
-    let messages =
-        args::integer(lua, args::field(opts, "queue")?, arg.key("queue"), (1, 1 << 24), Some(messages as i64))?;
-    let bytes = args::integer(lua, args::field(opts, "bytes")?, arg.key("bytes"), (1, i64::MAX), Some(bytes as i64))?;
-    Ok((messages as usize, bytes as usize))
+pub(super) fn queue_bounds(lua: &Lua, opts: Option<&mlua::Table>, arg: Arg, defaults: Limits) -> mlua::Result<Limits> {
+    let messages = args::integer(
+        lua,
+        args::field(opts, "queue")?,
+        arg.key("queue"),
+        (1, 1 << 24),
+        Some(defaults.messages as i64),
+    )?;
+    let bytes =
+        args::integer(lua, args::field(opts, "bytes")?, arg.key("bytes"), (1, i64::MAX), Some(defaults.bytes as i64))?;
+    Ok(Limits { messages: messages as usize, bytes: bytes as usize })
 }
 
 fn subscription_options(lua: &Lua, v: Value, arg: Arg) -> mlua::Result<(Limits, Policy)> {
     let opts = args::opt_table(lua, v, arg)?;
-    let defaults = Limits::default();
-    let (messages, bytes) = queue_bounds(lua, opts.as_ref(), arg, (defaults.messages, defaults.bytes))?;
+    let limits = queue_bounds(lua, opts.as_ref(), arg, Limits::default())?;
     let policy = match args::opt_bytes(lua, args::field(opts.as_ref(), "policy")?, arg.key("policy"))? {
         None => Policy::DropOldest,
         Some(p) => match p.as_bytes().as_ref() {
@@ -83,7 +83,7 @@ fn subscription_options(lua: &Lua, v: Value, arg: Arg) -> mlua::Result<(Limits, 
             }
         },
     };
-    Ok((Limits { messages, bytes }, policy))
+    Ok((limits, policy))
 }
 
 impl UserData for RoomHandle {

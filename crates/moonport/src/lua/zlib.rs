@@ -4,7 +4,7 @@
 //! bodies, compressed protocol frames. Inflating is bounded (`max`), so a
 //! small hostile input cannot expand into an unbounded string.
 
-use std::io::{Read, Write};
+use std::io::Read;
 
 use flate2::Compression;
 use mlua::{IntoLuaMulti, Lua, MultiValue, Table, Value};
@@ -49,30 +49,22 @@ fn format(lua: &Lua, opts: Option<&Table>, arg: Arg) -> mlua::Result<Format> {
 /// own default; 1 is several times faster for screen content).
 fn compress(lua: &Lua, (data, opts): (Value, Value)) -> mlua::Result<mlua::LuaString> {
     let data = Bytes::from_lua(lua, data, Arg::new("compress", 1))?;
-    let opts = args::opt_table(lua, opts, Arg::new("compress", 2))?;
     let arg = Arg::new("compress", 2);
+    let opts = args::opt_table(lua, opts, arg)?;
     let level = args::integer(lua, args::field(opts.as_ref(), "level")?, arg.key("level"), (0, 9), Some(6))?;
     let level = Compression::new(level as u32);
     let format = format(lua, opts.as_ref(), arg)?;
     let out = data.with(|bytes| {
-        let out = Vec::with_capacity(bytes.len() / 4 + 64);
-        match format {
-            Format::Zlib => encode(flate2::write::ZlibEncoder::new(out, level), bytes, |e| e.finish()),
-            Format::Gzip => encode(flate2::write::GzEncoder::new(out, level), bytes, |e| e.finish()),
-            Format::Raw => encode(flate2::write::DeflateEncoder::new(out, level), bytes, |e| e.finish()),
-        }
+        let mut out = Vec::with_capacity(bytes.len() / 4 + 64);
+        let read = match format {
+            Format::Zlib => flate2::read::ZlibEncoder::new(bytes, level).read_to_end(&mut out),
+            Format::Gzip => flate2::read::GzEncoder::new(bytes, level).read_to_end(&mut out),
+            Format::Raw => flate2::read::DeflateEncoder::new(bytes, level).read_to_end(&mut out),
+        };
+        read.map(|_| out)
     });
-    // Writing into a Vec cannot fail.
+    // Reading from a slice into a Vec cannot fail.
     lua.create_string(out.map_err(mlua::Error::external)?)
-}
-
-fn encode<E: Write>(
-    mut enc: E,
-    bytes: &[u8],
-    finish: impl FnOnce(E) -> std::io::Result<Vec<u8>>,
-) -> std::io::Result<Vec<u8>> {
-    enc.write_all(bytes)?;
-    finish(enc)
 }
 
 /// `decompress(data [, opts])` → string | `nil, err`: `"too large"` past

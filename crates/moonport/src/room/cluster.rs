@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use event_listener::Event;
 use futures_util::future::select_all;
 
-use super::Room;
+use super::{Limits, Room};
 use crate::buf::{Buffer, Chunk};
 use crate::dns::{LookupOptions, Resolver};
 use crate::net::NetError;
@@ -57,18 +57,9 @@ const BATCH_BYTES: usize = 256 * 1024;
 /// Publishing streams a room remembers the last sequence number of.
 const MAX_STREAMS: usize = 4096;
 
-/// How much may wait on its way to Redis, for the whole process.
-#[derive(Debug, Clone, Copy)]
-pub struct ClusterLimits {
-    pub messages: usize,
-    pub bytes: usize,
-}
-
-impl Default for ClusterLimits {
-    fn default() -> Self {
-        Self { messages: 4096, bytes: 64 << 20 }
-    }
-}
+/// How much may wait on its way to Redis, for the whole process, unless
+/// `moonport.cluster.join` says otherwise.
+pub const OUTBOX_LIMITS: Limits = Limits { messages: 4096, bytes: 64 << 20 };
 
 /// Counters of the link, for `moonport.cluster.status()`.
 #[derive(Debug, Default)]
@@ -91,7 +82,7 @@ pub struct Cluster {
     target: Target,
     /// Tells this node's messages from others' when Redis echoes them.
     node: u64,
-    limits: ClusterLimits,
+    limits: Limits,
     out: async_channel::Sender<Outgoing>,
     /// Bytes in `out`, against `limits.bytes`.
     queued_bytes: AtomicUsize,
@@ -115,7 +106,7 @@ struct Outgoing {
 impl Cluster {
     /// Joins the cluster at `url` (`redis://host:port`): starts the link
     /// thread, which connects in the background and keeps reconnecting.
-    pub fn start(url: &str, limits: ClusterLimits) -> Result<Arc<Self>, String> {
+    pub fn start(url: &str, limits: Limits) -> Result<Arc<Self>, String> {
         let target = Target::parse(url)?;
         let (out, queue) = async_channel::bounded(limits.messages.max(1));
         let cluster = Arc::new(Self {
@@ -557,7 +548,7 @@ impl Drop for Bridge {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::room::{Limits, Policy, Recv, Rooms};
+    use crate::room::{Policy, Recv, Rooms};
 
     fn payload(node: u64, stream: u64, seq: u64, body: &str) -> Vec<u8> {
         let mut p = MAGIC.to_vec();
@@ -571,7 +562,7 @@ mod tests {
     #[test]
     fn remote_messages_are_delivered_once_in_order_with_gaps_counted_and_echoes_dropped() {
         // Nothing listens on port 1: the link keeps retrying in the background.
-        let cluster = Cluster::start("redis://127.0.0.1:1", ClusterLimits::default()).unwrap();
+        let cluster = Cluster::start("redis://127.0.0.1:1", OUTBOX_LIMITS).unwrap();
         let rooms = Rooms::default();
         let room = rooms.get_cluster("r", &cluster);
         let sub = room.subscribe(Limits::default(), Policy::DropOldest);

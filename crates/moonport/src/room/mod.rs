@@ -20,7 +20,7 @@ mod queue;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-pub use cluster::{Cluster, ClusterLimits};
+pub use cluster::{Cluster, OUTBOX_LIMITS};
 pub use queue::{Limits, Policy, Recv, Subscription};
 
 use crate::buf::Chunk;

@@ -3,12 +3,17 @@ share: headless Chromium through Selenium and the system's chromedriver,
 and scripts that read a canvas's pixels.
 """
 
+import argparse
 import json
 import sys
 import time
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+
+# How long a viewer may take to connect and draw, and a change to show up.
+CONNECT_TIMEOUT = 20.0
+CHANGE_TIMEOUT = 10.0
 
 # Counts the pixels of `canvas` near each colour (each channel within 8: no
 # colour is lost on the way, but be lenient), over the whole canvas.
@@ -55,6 +60,20 @@ def wait_for_desktop(driver, canvas, colours, timeout):
             return seen, time.monotonic() - opened
         time.sleep(0.05)
     return seen, None
+
+
+def desktop_arguments():
+    """The arguments every desktop check takes: the page, the X display, the
+    desktop's colours (RRGGBB), the colours to change the root to, and where
+    the screenshot goes. A check adds its own before parsing."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("url")
+    ap.add_argument("--display", required=True)
+    ap.add_argument("--root", required=True)
+    ap.add_argument("--window", required=True)
+    ap.add_argument("--changes", required=True)
+    ap.add_argument("--screenshot", required=True)
+    return ap
 
 
 def rgb(hex_colour):

@@ -16,30 +16,19 @@ tests/vnc.rs, which has started Xvfb, x11vnc and moonport first.
 Prints one JSON object on the last line of stdout; exits 1 when a check fails.
 """
 
-import argparse
 import json
 import os
 import subprocess
 import time
 
 import chromium
-from chromium import WAIT_JS, fail, rgb, wait_for_desktop
+from chromium import CHANGE_TIMEOUT, CONNECT_TIMEOUT, WAIT_JS, fail, rgb, wait_for_desktop
 
 CANVAS = "#noVNC_container canvas"
 
-# How long noVNC may take to connect and draw, and a change to show up.
-CONNECT_TIMEOUT = 20.0
-CHANGE_TIMEOUT = 10.0
-
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("url")
-    ap.add_argument("--display", required=True)
-    ap.add_argument("--root", required=True)
-    ap.add_argument("--window", required=True)
-    ap.add_argument("--changes", required=True)
-    ap.add_argument("--screenshot", required=True)
+    ap = chromium.desktop_arguments()
     args = ap.parse_args()
 
     result = {}
