@@ -38,7 +38,8 @@ pub struct Generation {
 /// A worker's part in one reload.
 pub struct Request {
     pub generation: Arc<Generation>,
-    /// Where the worker says whether the new top level went well.
+    /// Where the worker says whether the new top level went well, and then
+    /// that it has committed.
     pub ready: mpsc::Sender<Result<(), String>>,
     /// Where it then learns whether to commit (true) or abort.
     pub verdict: Receiver<bool>,
@@ -128,8 +129,14 @@ impl Engine {
         if commit {
             inner.current = generation.clone();
         }
-        for (_, decide) in asked {
+        for (_, decide) in &asked {
             let _ = decide.try_send(commit);
+        }
+        if commit {
+            // Answered once every worker serves new connections with the new version.
+            for (answer, _) in &asked {
+                let _ = answer.recv_timeout(ANSWER_WAIT);
+            }
         }
         match error {
             None => Ok(generation.number),

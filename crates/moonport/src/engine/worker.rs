@@ -223,6 +223,7 @@ async fn reload(
     }
     next.ctx.pending.set(false);
     listeners.commit(number, engine);
+    let _ = ready.send(Ok(()));
     if id == 1 && next.ctx.listen_seq.get() > 0 {
         // A script that did not listen before may now.
         engine.start_other_workers();
