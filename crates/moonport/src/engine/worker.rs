@@ -169,17 +169,22 @@ fn start(
         stats: stats.clone(),
     });
     let vm = lua::Vm::new(ctx.clone())?;
-    let failing = engine.clone();
+    // Weak: the main chunk's task belongs to the context's task set.
+    let this = Rc::downgrade(&ctx);
+    let engine = engine.clone();
     vm.start_script(move |error| {
-        // Sent while a reload waits for the outcome; past that, as ever.
+        // Sent while a reload waits for the outcome.
         if let Some(ready) = &ready
             && ready.try_send(error.clone()).is_ok()
         {
             return;
         }
-        if let Some(error) = error {
-            tracing::error!("{error}");
-            failing.fail();
+        let Some(error) = error else { return };
+        tracing::error!("{error}");
+        // Past that, a failing main chunk fails the process as the first one
+        // does, unless a newer version has replaced it.
+        if this.upgrade().is_none_or(|ctx| !ctx.retired.is_fired()) {
+            engine.fail();
         }
     })?;
     Ok(Running { ctx, _vm: vm })
