@@ -91,15 +91,23 @@ struct Running {
     _vm: lua::Vm,
 }
 
+/// What every generation on this worker shares.
+struct Worker {
+    id: usize,
+    engine: Arc<Engine>,
+    listeners: Rc<Listeners>,
+    stats: Arc<WorkerStats>,
+}
+
 async fn serve(engine: Arc<Engine>, id: usize) {
     let stats = WorkerStats::new(id);
     stats.install();
     engine.metrics.add_worker(stats.clone());
     let (generation, requests) = engine.reloads.join();
-    let listeners = Rc::new(Listeners::default());
+    let worker = Worker { id, engine: engine.clone(), listeners: Rc::new(Listeners::default()), stats };
     // The first generation's top-level error fails the process, as before
     // there were reloads.
-    let mut current = match start(&engine, id, &listeners, &stats, generation, false, None) {
+    let mut current = match worker.start(generation, false, None) {
         Ok(running) => running,
         Err(e) => {
             tracing::error!("{e}");
@@ -120,9 +128,9 @@ async fn serve(engine: Arc<Engine>, id: usize) {
             // The engine keeps the sending side while it runs.
             Either::Right((Err(_), _)) => break,
         };
-        if let Some(next) = reload(&engine, id, &listeners, &stats, request).await {
+        if let Some(next) = worker.reload(request).await {
             let old = std::mem::replace(&mut current, next);
-            drain(&engine, old, &draining);
+            worker.drain(old, &draining);
         }
     }
     // No reloads for a worker on its way out.
@@ -143,115 +151,111 @@ async fn serve(engine: Arc<Engine>, id: usize) {
     }
 }
 
-/// Creates a generation's Lua state and starts its main chunk. `ready` hears
-/// how the main chunk ends while a reload waits for it; after that (or
-/// without it) a main chunk that fails fails the process.
-fn start(
-    engine: &Arc<Engine>,
-    id: usize,
-    listeners: &Rc<Listeners>,
-    stats: &Arc<WorkerStats>,
-    generation: Arc<Generation>,
-    pending: bool,
-    ready: Option<async_channel::Sender<Option<String>>>,
-) -> Result<Running, String> {
-    let ctx = Rc::new(WorkerCtx {
-        id,
-        engine: engine.clone(),
-        generation,
-        activity: Activity::new(),
-        tasks: TaskSet::new(),
-        listeners: listeners.clone(),
-        pending: Cell::new(pending),
-        retired: Trigger::new(),
-        listen_seq: Cell::new(0),
-        coroutines: Cell::new(0),
-        stats: stats.clone(),
-    });
-    let vm = lua::Vm::new(ctx.clone())?;
-    // Weak: the main chunk's task belongs to the context's task set.
-    let this = Rc::downgrade(&ctx);
-    let engine = engine.clone();
-    vm.start_script(move |error| {
-        // Sent while a reload waits for the outcome.
-        if let Some(ready) = &ready
-            && ready.try_send(error.clone()).is_ok()
-        {
-            return;
-        }
-        let Some(error) = error else { return };
-        tracing::error!("{error}");
-        // Past that, a failing main chunk fails the process as the first one
-        // does, unless a newer version has replaced it.
-        if this.upgrade().is_none_or(|ctx| !ctx.retired.is_fired()) {
-            engine.fail();
-        }
-    })?;
-    Ok(Running { ctx, _vm: vm })
-}
+impl Worker {
+    /// Creates a generation's Lua state and starts its main chunk. `ready` hears
+    /// how the main chunk ends while a reload waits for it; after that (or
+    /// without it) a main chunk that fails fails the process.
+    fn start(
+        &self,
+        generation: Arc<Generation>,
+        pending: bool,
+        ready: Option<async_channel::Sender<Option<String>>>,
+    ) -> Result<Running, String> {
+        let ctx = Rc::new(WorkerCtx {
+            id: self.id,
+            engine: self.engine.clone(),
+            generation,
+            activity: Activity::new(),
+            tasks: TaskSet::new(),
+            listeners: self.listeners.clone(),
+            pending: Cell::new(pending),
+            retired: Trigger::new(),
+            listen_seq: Cell::new(0),
+            coroutines: Cell::new(0),
+            stats: self.stats.clone(),
+        });
+        let vm = lua::Vm::new(ctx.clone())?;
+        // Weak: the main chunk's task belongs to the context's task set.
+        let this = Rc::downgrade(&ctx);
+        let engine = self.engine.clone();
+        vm.start_script(move |error| {
+            // Sent while a reload waits for the outcome.
+            if let Some(ready) = &ready
+                && ready.try_send(error.clone()).is_ok()
+            {
+                return;
+            }
+            let Some(error) = error else { return };
+            tracing::error!("{error}");
+            // Past that, a failing main chunk fails the process as the first one
+            // does, unless it runs in a version that is not (or no longer) the
+            // one serving: a reload's candidate, or one a newer version replaced.
+            if this.upgrade().is_none_or(|ctx| !ctx.pending.get() && !ctx.retired.is_fired()) {
+                engine.fail();
+            }
+        })?;
+        Ok(Running { ctx, _vm: vm })
+    }
 
-/// This worker's part in a reload: runs the new generation's top level,
-/// reports, and on the verdict commits (returns the new generation) or
-/// aborts (drops it).
-async fn reload(
-    engine: &Arc<Engine>,
-    id: usize,
-    listeners: &Rc<Listeners>,
-    stats: &Arc<WorkerStats>,
-    request: Request,
-) -> Option<Running> {
-    let Request { generation, ready, verdict } = request;
-    let number = generation.number;
-    let (done_tx, done_rx) = async_channel::bounded(1);
-    let next = match start(engine, id, listeners, stats, generation, true, Some(done_tx)) {
-        Ok(next) => next,
-        Err(e) => {
-            let _ = ready.send(Err(e));
+    /// This worker's part in a reload: runs the new generation's top level,
+    /// reports, and on the verdict commits (returns the new generation) or
+    /// aborts (drops it).
+    async fn reload(&self, request: Request) -> Option<Running> {
+        let (engine, listeners) = (&self.engine, &self.listeners);
+        let Request { generation, ready, verdict } = request;
+        let number = generation.number;
+        let (done_tx, done_rx) = async_channel::bounded(1);
+        let next = match self.start(generation, true, Some(done_tx)) {
+            Ok(next) => next,
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return None;
+            }
+        };
+        // The top level has gone well when it returns, or is still running
+        // (waiting for something) after READY_WAIT.
+        let outcome = match select(pin!(done_rx.recv()), pin!(compio::time::sleep(READY_WAIT))).await {
+            Either::Left((Ok(Some(error)), _)) => Err(error),
+            _ => Ok(()),
+        };
+        // From here on a failing main chunk is only logged until the commit,
+        // then fails the process as the first one does.
+        drop(done_rx);
+        let _ = ready.send(outcome);
+        let commit =
+            matches!(select(pin!(verdict.recv()), pin!(engine.shutdown.wait())).await, Either::Left((Ok(true), _)));
+        if !commit {
+            listeners.abort(number);
+            next.ctx.tasks.cancel_all();
             return None;
         }
-    };
-    // The top level has gone well when it returns, or is still running
-    // (waiting for something) after READY_WAIT.
-    let outcome = match select(pin!(done_rx.recv()), pin!(compio::time::sleep(READY_WAIT))).await {
-        Either::Left((Ok(Some(error)), _)) => Err(error),
-        _ => Ok(()),
-    };
-    // From here on a failing main chunk fails the process, as the first one does.
-    drop(done_rx);
-    let _ = ready.send(outcome);
-    let commit =
-        matches!(select(pin!(verdict.recv()), pin!(engine.shutdown.wait())).await, Either::Left((Ok(true), _)));
-    if !commit {
-        listeners.abort(number);
-        next.ctx.tasks.cancel_all();
-        return None;
-    }
-    next.ctx.pending.set(false);
-    listeners.commit(number, engine);
-    let _ = ready.send(Ok(()));
-    if id == 1 && next.ctx.listen_seq.get() > 0 {
-        // A script that did not listen before may now.
-        engine.start_other_workers();
-    }
-    Some(next)
-}
-
-/// Lets a replaced generation finish its connections and tasks for up to
-/// `--drain`, then cancels what is left and drops its Lua state.
-fn drain(engine: &Arc<Engine>, old: Running, draining: &Rc<Activity>) {
-    old.ctx.retired.fire();
-    let hold = draining.hold();
-    let limit = engine.config.drain;
-    compio::runtime::spawn(async move {
-        let number = old.ctx.generation.number;
-        if compio::time::timeout(limit, old.ctx.activity.idle()).await.is_err() {
-            let n = old.ctx.tasks.cancel_all();
-            tracing::info!("generation {number}: drain time over; closing its {n} remaining coroutines");
-            old.ctx.activity.idle().await;
+        next.ctx.pending.set(false);
+        listeners.commit(number, engine);
+        let _ = ready.send(Ok(()));
+        if self.id == 1 && next.ctx.listen_seq.get() > 0 {
+            // A script that did not listen before may now.
+            engine.start_other_workers();
         }
-        tracing::debug!("generation {number} has ended");
-        drop(old);
-        drop(hold);
-    })
-    .detach();
+        Some(next)
+    }
+
+    /// Lets a replaced generation finish its connections and tasks for up to
+    /// `--drain`, then cancels what is left and drops its Lua state.
+    fn drain(&self, old: Running, draining: &Rc<Activity>) {
+        old.ctx.retired.fire();
+        let hold = draining.hold();
+        let limit = self.engine.config.drain;
+        compio::runtime::spawn(async move {
+            let number = old.ctx.generation.number;
+            if compio::time::timeout(limit, old.ctx.activity.idle()).await.is_err() {
+                let n = old.ctx.tasks.cancel_all();
+                tracing::info!("generation {number}: drain time over; closing its {n} remaining coroutines");
+                old.ctx.activity.idle().await;
+            }
+            tracing::debug!("generation {number} has ended");
+            drop(old);
+            drop(hold);
+        })
+        .detach();
+    }
 }
