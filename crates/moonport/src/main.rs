@@ -27,7 +27,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a Lua script: a server (it listens) or a client/tool (it runs to the end).
-    Run(Run),
+    Run(Box<Run>),
     /// Make a running `moonport run --control ADDR` re-read its script: new
     /// connections get the new version, open ones finish on the old. Exits 1
     /// with the error when the new version fails to load (the old one keeps running).
@@ -95,7 +95,7 @@ struct Run {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Run(options) => run(options),
+        Command::Run(options) => run(*options),
         Command::Reload { control } => reload(control),
     }
 }
