@@ -35,6 +35,8 @@ moonport.tcp.listen({ host = "127.0.0.1", port = 0 }, function(conn)
     elseif line == "wait" then
       while not moonport.exiting() do moonport.sleep(0.02) end
       conn:write(V .. ":retired\n")
+    elseif line == "count" then
+      conn:write(V .. ":" .. moonport.room("news"):count() .. " subscribed\n")
     elseif line == "gen" then
       conn:write(V .. ":generation " .. moonport.generation() .. "\n")
     else
@@ -129,6 +131,21 @@ impl Running {
         let out = self.reload();
         assert!(out.ok, "moonport reload failed: {}\n--- server log ---\n{}", out.stderr, self.server.log());
         assert!(out.stdout.contains(&format!("generation {generation}")), "reload said {:?}", out.stdout);
+    }
+
+    /// Waits until the room "news" has `n` subscribers (a viewer subscribes
+    /// just after it answers "viewing").
+    #[track_caller]
+    fn wait_subscribers(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let answer = self.ask("count");
+            if answer.ends_with(&format!(":{n} subscribed")) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "still {answer:?}, not {n} subscribers");
+            thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// A new connection's answer to `line`.
@@ -308,6 +325,7 @@ fn room_subscribers_outlive_the_version_that_attached_them() {
     let mut viewer = app.server.client();
     viewer.send("view\n");
     assert_eq!(viewer.line(), "v1:viewing");
+    app.wait_subscribers(1);
     let mut publisher = app.server.client();
     publisher.send("pub first\n");
     assert_eq!(publisher.line(), "v1:published to 1");
@@ -318,6 +336,7 @@ fn room_subscribers_outlive_the_version_that_attached_them() {
     let mut new_viewer = app.server.client();
     new_viewer.send("view\n");
     assert_eq!(new_viewer.line(), "v2:viewing");
+    app.wait_subscribers(2);
     // New code publishes; the viewer attached by the old code still gets it.
     let mut publisher = app.server.client();
     publisher.send("pub second\n");
