@@ -1125,9 +1125,15 @@ function moonport.worker_id() end
 ---@return integer
 function moonport.workers() end
 
----True once a shutdown has begun.
+---True once a shutdown has begun, or a reload has replaced this version of
+---the script (it is draining: end long-running loops).
 ---@return boolean
 function moonport.exiting() end
+
+---Which version of the script this Lua state runs: 1 at start, one more per
+---reload that took effect.
+---@return integer
+function moonport.generation() end
 
 moonport.json = {}
 

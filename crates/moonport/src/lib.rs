@@ -32,7 +32,8 @@
 //!   the few session files drive a `net::TcpConn`.
 //! - [`engine`]: worker threads (one compio runtime and one Lua VM each),
 //!   listener sharding across them, what keeps a worker alive, shutdown,
-//!   and the admin listener (`/metrics`, `/health`).
+//!   the admin listener (`/metrics`, `/health`), and hot reload (a new
+//!   Lua VM per worker, listeners handed over).
 //! - [`metrics`]: process-wide counters, gauges and histograms (the
 //!   script's and the engine's own per-worker statistics) and their
 //!   Prometheus text. The layers above count into them.
@@ -41,7 +42,7 @@
 //! - `platform`: the only place with `cfg(unix)` / `cfg(windows)`: socket
 //!   options for sharding, fd limits, platform error codes.
 //!
-//! `main.rs` is the command line: `moonport run app.lua`.
+//! `main.rs` is the command line: `moonport run app.lua`, `moonport reload`.
 
 pub mod buf;
 pub mod dns;

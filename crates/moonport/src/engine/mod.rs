@@ -9,10 +9,16 @@
 //! SIGTERM: listeners stop, connections get `grace` to finish, then it exits.
 //! An admin listener (`--admin`), on a thread of its own, serves the
 //! metrics and a health check meanwhile.
+//! SIGHUP (Unix) or `moonport reload` (through the `--control` listener)
+//! reloads the script without closing a listener (`reload`).
 
 mod activity;
 mod admin;
+mod control;
+mod listeners;
 mod ports;
+mod reload;
+mod tasks;
 mod trigger;
 mod worker;
 
@@ -26,7 +32,11 @@ use std::time::{Duration, Instant};
 
 pub use crate::platform::{SHARDING as DEFAULT_SHARDING, Sharding};
 pub use activity::{Activity, Hold};
+pub use control::request_reload;
+pub use listeners::{Listener, Listeners, OnConn};
 pub use ports::{Bound, ListenRegistry};
+pub use reload::{Generation, Reloads};
+pub use tasks::TaskSet;
 pub use trigger::Trigger;
 pub use worker::WorkerCtx;
 
@@ -52,7 +62,15 @@ pub struct Config {
     pub max_series: usize,
     /// `--cluster redis://...`: the Redis that bridges cluster rooms.
     pub cluster: Option<String>,
+    /// How long a generation replaced by a reload may take to finish its
+    /// connections and tasks before they are closed.
+    pub drain: Duration,
+    /// `--control`: where `moonport reload` reaches this process.
+    pub control: Option<SocketAddr>,
 }
+
+/// The default `drain`.
+pub const DEFAULT_DRAIN: Duration = Duration::from_secs(30);
 
 /// The default `max_coroutines`. Each live coroutine holds one slot of mlua's
 /// reference stack, which LuaJIT caps at 8000 per Lua state (LUAI_MAXCSTACK);
@@ -63,8 +81,8 @@ pub const DEFAULT_MAX_COROUTINES: usize = if cfg!(feature = "luajit") { 6000 } e
 /// State shared by all workers of the process.
 pub struct Engine {
     pub config: Config,
-    /// The script's text, read once so every worker runs the same version.
-    pub source: String,
+    /// The script version every worker runs, and the reloads that replace it.
+    pub reloads: Reloads,
     pub shutdown: Trigger,
     pub ports: ListenRegistry,
     /// Pub/sub rooms, shared by all workers.
@@ -151,7 +169,7 @@ pub fn run(config: Config) -> ExitCode {
     let metrics = crate::metrics::Registry::new(config.max_series);
     let engine = Arc::new(Engine {
         config,
-        source,
+        reloads: Reloads::new(source),
         shutdown: Trigger::new(),
         ports: ListenRegistry::default(),
         rooms: Default::default(),
@@ -170,6 +188,10 @@ pub fn run(config: Config) -> ExitCode {
         return ExitCode::FAILURE;
     }
     install_signal_handler(&engine);
+    if let Err(e) = control::start(&engine) {
+        tracing::error!("{e}");
+        return ExitCode::FAILURE;
+    }
     if let Some(addr) = admin
         && let Err(e) = engine.start_admin(addr)
     {
@@ -188,21 +210,21 @@ pub fn run(config: Config) -> ExitCode {
     if engine.failed.load(Ordering::SeqCst) { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }
 
-/// First SIGINT/SIGTERM: graceful shutdown. Second: exit at once. On Windows
+/// SIGHUP: reload (Unix). First SIGINT/SIGTERM: graceful shutdown. Second: exit at once. On Windows
 /// the same for Ctrl-C and Ctrl-Break; closing the console, logoff and system
 /// shutdown also start a graceful shutdown, but Windows ends the process once
 /// the handler has returned, so connections get no grace there (docs/windows.md).
 fn install_signal_handler(engine: &Arc<Engine>) {
     crate::platform::enable_shutdown_signals();
-    let engine = engine.clone();
+    let stopping = engine.clone();
     let presses = AtomicUsize::new(0);
     let installed = ctrlc::set_handler(move || {
         if presses.fetch_add(1, Ordering::SeqCst) == 0 {
             // Fired before the line is logged, so whoever reads the line sees the shutdown (`/health` too).
-            engine.shutdown.fire();
+            stopping.shutdown.fire();
             tracing::info!(
                 "shutting down: no new connections, {:?} for open ones to finish (signal again to exit now)",
-                engine.config.grace
+                stopping.config.grace
             );
         } else {
             std::process::exit(130);
@@ -210,5 +232,10 @@ fn install_signal_handler(engine: &Arc<Engine>) {
     });
     if let Err(e) = installed {
         tracing::warn!("cannot install the shutdown signal handler: {e}");
+    }
+    let engine = engine.clone();
+    // The reload runs on the signal's own thread, which may wait for the workers.
+    if let Err(e) = crate::platform::on_reload_signal(Box::new(move || drop(engine.reload()))) {
+        tracing::warn!("cannot install the reload signal handler: {e}");
     }
 }

@@ -5,7 +5,10 @@
 //! listeners in the same order. The first worker to reach a listener binds it
 //! (which fixes the port when 0 was asked for) and records it; the others find
 //! the record and either bind the same address into the same SO_REUSEPORT group,
-//! or join the hand-off acceptor, depending on the sharding in force.
+//! or join the hand-off acceptor, depending on the sharding in force. A
+//! reload's new generation counts its `listen` calls afresh; it binds here
+//! only the addresses no older generation listens on (`Listeners` hands it
+//! the others).
 
 use std::collections::HashMap;
 use std::io;
@@ -23,8 +26,9 @@ enum Shared {
 
 #[derive(Default)]
 pub struct ListenRegistry {
-    /// (n-th `listen` call of a worker, address asked for) → the bound listener.
-    bound: Mutex<HashMap<(usize, SocketAddr), Shared>>,
+    /// (script generation, n-th `listen` call of a worker in it, address
+    /// asked for) → the bound listener.
+    bound: Mutex<HashMap<(u64, usize, SocketAddr), Shared>>,
 }
 
 /// A listener as one worker sees it.
@@ -36,17 +40,18 @@ pub struct Bound {
 }
 
 impl ListenRegistry {
-    /// Binds, or joins, the `seq`-th listener of the calling worker.
+    /// Binds, or joins, the `seq`-th listener of the calling worker's `generation`.
     pub fn bind(
         &self,
         sharding: Sharding,
+        generation: u64,
         seq: usize,
         requested: SocketAddr,
         opts: ListenOptions,
     ) -> io::Result<Bound> {
         // Held across the bind so two workers never both bind port 0 anew.
         let mut bound = self.bound.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let key = (seq, requested);
+        let key = (generation, seq, requested);
         match (sharding, bound.get(&key)) {
             (Sharding::ReusePort, existing) => {
                 let (addr, first) = match existing {

@@ -149,7 +149,7 @@ fn listen(lua: &Lua, (opts, handler): (Value, Value)) -> mlua::Result<MultiValue
 
 /// One connection: requests one after another while both sides keep it alive.
 async fn serve(lua: Lua, conn_ud: AnyUserData, handler: Function, opts: HttpOptions) -> mlua::Result<()> {
-    let engine = super::worker(&lua)?.engine.clone();
+    let ctx = super::worker(&lua)?;
     // Like a WebSocket session, an HTTP connection keeps several Lua values
     // in Rust (its objects, the handler and its nested call): see `ws::SESSION_UNITS`.
     let _budget = match super::task::reserve(&lua, super::ws::SESSION_UNITS) {
@@ -163,10 +163,11 @@ async fn serve(lua: Lua, conn_ud: AnyUserData, handler: Function, opts: HttpOpti
     let mut idle = opts.header_timeout;
     loop {
         let conn: UserDataRef<TcpConn> = conn_ud.borrow()?;
-        // A shutdown ends the wait for the next request (the read is parked
-        // in the connection, so stopping it is safe).
+        // A shutdown, or a reload that replaced this script version, ends the
+        // wait for the next request (the read is parked in the connection, so
+        // stopping it is safe): the client's next connection gets the new code.
         let reading = server::read_head(&conn, opts.limits, idle, opts.header_timeout);
-        let head = match select(pin!(reading), pin!(engine.shutdown.wait())).await {
+        let head = match select(pin!(reading), pin!(ctx.stop())).await {
             Either::Left((Ok(head), _)) => head,
             Either::Left((Err(e), _)) => return refuse_request(&conn, e).await,
             Either::Right(_) => return Ok(()),
@@ -190,8 +191,8 @@ async fn serve(lua: Lua, conn_ud: AnyUserData, handler: Function, opts: HttpOpti
         };
         let req = request_table(&lua, &head)?;
         req.set("body", lua.create_string(body)?)?;
-        // During a shutdown each connection ends after its current request.
-        let keep_alive = head.keep_alive() && !engine.shutdown.is_fired();
+        // During a shutdown or a drain each connection ends after its current request.
+        let keep_alive = head.keep_alive() && !ctx.stopping();
         let response = Response::new(head.method == "HEAD", head.version == 1, keep_alive);
         drop(conn);
         let res = lua.create_userdata(Res {

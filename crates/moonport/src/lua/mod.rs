@@ -52,30 +52,26 @@ impl Vm {
         Ok(Self { lua, ctx })
     }
 
-    /// Compiles the script and starts its main chunk as the worker's first task.
-    /// A syntax error is returned; a runtime error fails the process.
-    pub fn start_script(&self) -> Result<(), String> {
-        let engine = self.ctx.engine.clone();
-        let script = engine.config.script.display().to_string();
-        let main =
-            self.lua.load(&engine.source).set_name(format!("@{script}")).into_function().map_err(|e| match e {
+    /// Compiles this generation's script and starts its main chunk as the
+    /// first task. A syntax error is returned; `done` hears how the main
+    /// chunk ends (its error text, with file:line, if it failed).
+    pub fn start_script(&self, done: impl FnOnce(Option<String>) + 'static) -> Result<(), String> {
+        let ctx = &self.ctx;
+        let config = &ctx.engine.config;
+        let script = config.script.display().to_string();
+        let main = self.lua.load(&ctx.generation.source).set_name(format!("@{script}")).into_function().map_err(
+            |e| match e {
                 mlua::Error::SyntaxError { message, .. } => format!("syntax error: {message}"),
                 other => format!("cannot load {script}: {other}"),
-            })?;
-        let args = engine
-            .config
+            },
+        )?;
+        let args = config
             .args
             .iter()
             .map(|a| self.lua.create_string(a).map(Value::String))
             .collect::<mlua::Result<MultiValue>>()
             .map_err(|e| e.to_string())?;
-        spawn(&self.lua, main, args, move |error| {
-            if let Some(error) = error {
-                tracing::error!("{error}");
-                engine.fail();
-            }
-        })
-        .map_err(|e| e.to_string())
+        spawn(&self.lua, main, args, done).map_err(|e| e.to_string())
     }
 }
 

@@ -1,5 +1,5 @@
 //! Coroutine tasks and time: `moonport.spawn`, `sleep`, `now`, `worker_id`,
-//! `workers`, `exiting`; and `spawn`, which every coroutine the engine starts
+//! `workers`, `exiting`, `generation`; and `spawn`, which every coroutine the engine starts
 //! (main chunk, connection handlers, tasks) goes through.
 
 use std::future::poll_fn;
@@ -25,16 +25,16 @@ pub fn spawn(
     done: impl FnOnce(Option<String>) + 'static,
 ) -> mlua::Result<()> {
     let ctx = worker(lua)?;
-    let limit = ctx.engine.config.max_coroutines;
-    if ctx.coroutines.get() >= limit {
-        return Err(mlua::Error::runtime(format!("too many coroutines (this worker's limit is {limit})")));
+    if ctx.tasks.is_cancelled() {
+        return Err(mlua::Error::runtime("closed: this script version has ended"));
     }
+    // Given back when the task ends, or is cancelled at the end of a drain.
+    let slot = reserve(lua, 1)?;
     let runner: Function = lua.named_registry_value(RUNNER)?;
     // A recycled coroutine, terminated (its pending operations dropped) if
     // the task is dropped before it ends.
     let finished = runner.call_async::<(bool, Value)>((f, args));
     let hold = ctx.activity.hold();
-    set_coroutines(&ctx, ctx.coroutines.get() + 1);
     // The new coroutine logs as part of the connection it was started for.
     let task = crate::logging::in_conn(crate::logging::peer(), async move {
         // A panic in a binding must not silently swallow the task: report it
@@ -46,18 +46,20 @@ pub fn spawn(
             Err(panic) => Some(format!("internal error: {}", panic_message(&panic))),
         };
         if error.is_some() {
-            ctx.stats.lua_errors.add(1);
+            slot.ctx.stats.lua_errors.add(1);
         }
         done(error);
-        set_coroutines(&ctx, ctx.coroutines.get() - 1);
+        drop(slot);
         drop(hold);
     });
-    compio::runtime::spawn(task).detach();
+    // Cancelled with the rest of its generation when a reload's drain ends.
+    ctx.tasks.spawn(task);
     Ok(())
 }
 
-/// Part of the worker's coroutine budget, held by a connection that keeps more
-/// Lua values in Rust than a plain coroutine does (an HTTP or WebSocket
+/// Part of the worker's coroutine budget: one unit per coroutine, and more
+/// held by a connection that keeps more Lua values in Rust than a plain
+/// coroutine does (an HTTP or WebSocket
 /// session: its handler, its objects, a nested call): LuaJIT's 8000-slot cap
 /// counts those too. Given back when dropped.
 pub struct Reserved {
@@ -72,20 +74,17 @@ pub fn reserve(lua: &Lua, units: usize) -> mlua::Result<Reserved> {
     if ctx.coroutines.get() + units > limit {
         return Err(mlua::Error::runtime(format!("too many coroutines (this worker's limit is {limit})")));
     }
-    set_coroutines(&ctx, ctx.coroutines.get() + units);
+    ctx.coroutines.set(ctx.coroutines.get() + units);
+    // The worker's statistics count every generation's coroutines together.
+    ctx.stats.coroutines.add(units as u64);
     Ok(Reserved { ctx, units })
 }
 
 impl Drop for Reserved {
     fn drop(&mut self) {
-        set_coroutines(&self.ctx, self.ctx.coroutines.get() - self.units);
+        self.ctx.coroutines.set(self.ctx.coroutines.get() - self.units);
+        self.ctx.stats.coroutines.sub(self.units as u64);
     }
-}
-
-/// The worker's coroutine count, mirrored into its statistics.
-fn set_coroutines(ctx: &crate::engine::WorkerCtx, n: usize) {
-    ctx.coroutines.set(n);
-    ctx.stats.coroutines.set(n as u64);
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> &str {
@@ -160,7 +159,8 @@ pub fn install(lua: &Lua, moonport: &Table) -> mlua::Result<()> {
     )?;
     moonport.set("worker_id", lua.create_function(|lua, ()| Ok(worker(lua)?.id))?)?;
     moonport.set("workers", lua.create_function(|lua, ()| Ok(worker(lua)?.engine.config.workers))?)?;
-    moonport.set("exiting", lua.create_function(|lua, ()| Ok(worker(lua)?.engine.shutdown.is_fired()))?)?;
+    moonport.set("exiting", lua.create_function(|lua, ()| Ok(worker(lua)?.stopping()))?)?;
+    moonport.set("generation", lua.create_function(|lua, ()| Ok(worker(lua)?.generation.number))?)?;
     Ok(())
 }
 

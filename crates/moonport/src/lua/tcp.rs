@@ -4,23 +4,20 @@
 //! line or the end of the peer's stream) the connection is closed and later
 //! calls fail fast with `"closed"`. After end of stream it stays writable.
 
-use std::future::Future;
-use std::net::SocketAddr;
-use std::pin::pin;
-use std::rc::Rc;
-use std::time::Duration;
-
-use futures_util::future::select;
 use mlua::{
     AnyUserData, Function, IntoLuaMulti, Lua, MultiValue, RegistryKey, Table, UserData, UserDataMethods, UserDataRef,
     Value,
 };
+use std::future::Future;
+use std::net::SocketAddr;
+use std::rc::{Rc, Weak};
+use std::time::Duration;
 
 use super::args::{self, Arg};
 use super::buffer::Bytes;
 use super::{spawn, worker};
 use crate::buf::Buffer;
-use crate::engine::{Bound, Trigger};
+use crate::engine::{self, OnConn};
 use crate::net::{self, NetError, ReadGuard, TcpConn, Timeouts};
 use crate::platform::ListenOptions;
 
@@ -50,16 +47,21 @@ fn fail(lua: &Lua, conn: Option<&TcpConn>, e: NetError, partial: Option<mlua::Lu
     (Value::Nil, e.to_string(), partial).into_lua_multi(lua)
 }
 
-/// The Lua listener object: one worker's share of a listening address.
+/// The Lua listener object: one worker's share of a listening address, as
+/// one generation of the script serves it.
 struct Listener {
     addr: SocketAddr,
-    close: Rc<Trigger>,
+    /// Weak: the listener holds this generation's handler, which holds its Lua state.
+    listener: Weak<engine::Listener>,
+    generation: u64,
 }
 
 impl UserData for Listener {
     fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
         m.add_method("port", |_, this, ()| Ok(this.addr.port()));
-        m.add_method("close", |_, this, ()| Ok(this.close.fire()));
+        m.add_method("close", |_, this, ()| {
+            Ok(this.listener.upgrade().is_some_and(|listener| listener.release(this.generation)))
+        });
         m.add_meta_method("__tostring", |_, this, ()| Ok(format!("listener({})", this.addr)));
     }
 }
@@ -98,14 +100,20 @@ fn listen(lua: &Lua, (opts, handler): (Value, Value)) -> mlua::Result<MultiValue
     let handler = Rc::new(args::function(lua, handler, Arg::new("listen", 2))?);
 
     let ctx = worker(lua)?;
-    let seq = ctx.listen_seq.get();
-    ctx.listen_seq.set(seq + 1);
     let listen_opts = ListenOptions { backlog: backlog as i32, ipv6_only, shared: true };
-    let sharding = ctx.engine.config.sharding;
-    let bound =
-        net::resolve_listen_addr(&host, port).and_then(|addr| ctx.engine.ports.bind(sharding, seq, addr, listen_opts));
-    let Bound { accept, addr, first } = match bound {
-        Ok(bound) => bound,
+    let lua_ = lua.clone();
+    let on_conn: OnConn = Rc::new(move |stream, peer| {
+        let conn = TcpConn::new(stream, read_buffer);
+        match &tls {
+            None => serve_conn(&lua_, &handler, conn, peer),
+            Some(tls) => accept_tls(&lua_, &handler, tls, conn, peer),
+        }
+    });
+    let listened =
+        net::resolve_listen_addr(&host, port).and_then(|addr| ctx.listeners.listen(&ctx, addr, listen_opts, on_conn));
+    ctx.listen_seq.set(ctx.listen_seq.get() + 1);
+    let (listener, first) = match listened {
+        Ok(listened) => listened,
         Err(e) => {
             let e = NetError::from(e);
             tracing::error!("listen on {host}:{port}: {e}");
@@ -113,37 +121,15 @@ fn listen(lua: &Lua, (opts, handler): (Value, Value)) -> mlua::Result<MultiValue
         }
     };
     if first {
-        tracing::info!("listening on {addr}");
+        tracing::info!("listening on {}", listener.addr);
     }
-
-    let close = Rc::new(Trigger::new());
-    let stop = {
-        let close = close.clone();
-        let engine = ctx.engine.clone();
-        async move {
-            select(pin!(close.wait()), pin!(engine.shutdown.wait())).await;
-        }
-    };
-    let hold = ctx.activity.hold();
-    let lua_ = lua.clone();
-    compio::runtime::spawn(async move {
-        accept
-            .run(stop, |stream, peer| {
-                let conn = TcpConn::new(stream, read_buffer);
-                match &tls {
-                    None => serve_conn(&lua_, &handler, conn, peer),
-                    Some(tls) => accept_tls(&lua_, &handler, tls, conn, peer),
-                }
-            })
-            .await;
-        drop(hold);
-    })
-    .detach();
-
-    if ctx.id == 1 {
+    // A generation a reload is still trying starts no workers: the commit does.
+    if ctx.id == 1 && !ctx.pending.get() {
         ctx.engine.start_other_workers();
     }
-    lua.create_userdata(Listener { addr, close })?.into_lua_multi(lua)
+    let addr = listener.addr;
+    lua.create_userdata(Listener { addr, listener: Rc::downgrade(&listener), generation: ctx.generation.number })?
+        .into_lua_multi(lua)
 }
 
 fn read_buffer_option(lua: &Lua, opts: Option<&Table>, arg: Arg) -> mlua::Result<usize> {

@@ -89,6 +89,13 @@ pub fn enable_shutdown_signals() {
     imp::enable_shutdown_signals()
 }
 
+/// Calls `reload` on a thread of its own whenever the process is asked to
+/// reload its script by signal: SIGHUP on Unix. Windows has no such signal
+/// (`moonport reload` goes through the control listener there): a no-op.
+pub fn on_reload_signal(reload: Box<dyn Fn() + Send>) -> io::Result<()> {
+    imp::on_reload_signal(reload)
+}
+
 /// Raises the soft limit on open files to the hard limit, so a worker can hold as
 /// many connections as the administrator allows. Returns the limit now in force.
 pub fn raise_fd_limit() -> Option<u64> {

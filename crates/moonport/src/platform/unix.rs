@@ -1,7 +1,8 @@
-//! Unix backend of the platform boundary: SO_REUSEPORT sharding, RLIMIT_NOFILE
-//! and sends that never wait (MSG_DONTWAIT).
+//! Unix backend of the platform boundary: SO_REUSEPORT sharding, RLIMIT_NOFILE,
+//! sends that never wait (MSG_DONTWAIT), and SIGHUP for reloads.
 
 use std::io;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use super::Sharding;
 
@@ -54,6 +55,60 @@ pub fn error_kind(err: &io::Error) -> io::ErrorKind {
 }
 
 pub fn enable_shutdown_signals() {}
+
+/// The write end of the pipe the SIGHUP handler wakes the reload thread through.
+static SIGHUP_PIPE: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn on_sighup(_: libc::c_int) {
+    let fd = SIGHUP_PIPE.load(Ordering::Relaxed);
+    // write(2) is async-signal-safe; a full pipe (signals far faster than
+    // reloads) drops the byte, which loses nothing: a reload is pending anyway.
+    // SAFETY: writes one byte from a live local to our own pipe.
+    unsafe { libc::write(fd, [1u8].as_ptr().cast(), 1) };
+}
+
+pub fn on_reload_signal(reload: Box<dyn Fn() + Send>) -> io::Result<()> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe/fcntl/sigaction on descriptors and structs we own.
+    unsafe {
+        if libc::pipe(fds.as_mut_ptr()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        for fd in fds {
+            // Not inherited by programs the script starts.
+            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+        }
+        libc::fcntl(fds[1], libc::F_SETFL, libc::O_NONBLOCK);
+    }
+    SIGHUP_PIPE.store(fds[1], Ordering::Relaxed);
+    let read_end = fds[0];
+    std::thread::Builder::new().name("moonport-sighup".into()).spawn(move || {
+        let mut buf = [0u8; 64];
+        loop {
+            // SAFETY: reads into a local buffer of the given length.
+            let n = unsafe { libc::read(read_end, buf.as_mut_ptr().cast(), buf.len()) };
+            if n > 0 {
+                // Several signals waiting in the pipe make one reload.
+                reload();
+            } else if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            } else {
+                return;
+            }
+        }
+    })?;
+    // SAFETY: installs a handler that only calls write(2).
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_sighup as *const () as libc::sighandler_t;
+        action.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut action.sa_mask);
+        if libc::sigaction(libc::SIGHUP, &action, std::ptr::null_mut()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
 
 pub fn set_reuse_port(sock: &socket2::Socket, on: bool) -> io::Result<()> {
     sock.set_reuse_port(on)

@@ -63,6 +63,10 @@ pub fn enable_shutdown_signals() {
     }
 }
 
+pub fn on_reload_signal(_reload: Box<dyn Fn() + Send>) -> io::Result<()> {
+    Ok(())
+}
+
 pub fn set_reuse_port(_sock: &socket2::Socket, _on: bool) -> io::Result<()> {
     Err(io::Error::from(ErrorKind::Unsupported))
 }
