@@ -1,0 +1,23 @@
+-- Modules from a LuaRocks tree (LUA_PATH / LUA_CPATH as `luarocks path`
+-- prints them), for tests/modules.rs: a pure-Lua rock, and a C module
+-- (Debian's lua-cjson), which resolves the Lua C API against moonport itself.
+local T = require("harness")
+T.test("a pure-Lua rock from a luarocks tree", function()
+  T.eq(require("greet").hello("moon"), "HELLO MOON")
+end)
+T.test("a C module: lua-cjson", function()
+  local cjson = require("cjson")
+  T.eq(cjson.encode({ list = { 1, 2, 3 } }), '{"list":[1,2,3]}')
+  local v = cjson.decode('{"k":[true,null,1.5,"s"]}')
+  T.eq(v.k[1], true)
+  T.eq(v.k[2], cjson.null)
+  T.eq(v.k[3], 1.5)
+  T.eq(v.k[4], "s")
+  T.raises("Expected", cjson.decode, "{bad")
+end)
+T.test("a C module next to moonport's own API in one coroutine", function()
+  local cjson = require("cjson")
+  moonport.sleep(0.01)
+  T.eq(cjson.decode(cjson.encode({ t = moonport.time() > 0 })).t, true)
+end)
+T.done()
