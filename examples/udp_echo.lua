@@ -14,6 +14,8 @@ while not moonport.exiting() do
   local data, from = sock:recvfrom(65535)
   if data then
     sock:sendto(data, from)
+  elseif from == "closed" then
+    break -- a reload has handed the socket to the script's new version
   elseif from ~= "truncated" then
     moonport.log.warn("recvfrom: " .. tostring(from))
   end

@@ -426,3 +426,98 @@ fn read_response(client: &mut Client) -> String {
     client.reader.read_exact(&mut body).unwrap();
     head + &String::from_utf8_lossy(&body)
 }
+
+/// A UDP service at a fixed port: `VERSION` and `PORT` are filled in. "slow"
+/// is answered half a second later, from a task of its own.
+const UDP_APP: &str = r#"
+local moonport = require("moonport")
+local V = "VERSION"
+local udp = assert(moonport.udp.bind("127.0.0.1", PORT))
+moonport.log.info("udp listening on 127.0.0.1:" .. PORT)
+moonport.spawn(function()
+  while true do
+    local data, from = udp:recvfrom()
+    if not data then break end -- "closed": a newer version receives now
+    if data == "slow" then
+      moonport.spawn(function()
+        moonport.sleep(0.5)
+        udp:sendto(V .. ":slow", from)
+      end)
+    else
+      udp:sendto(V .. ":" .. data, from)
+    end
+  end
+end)
+"#;
+
+/// Sends `request` and returns the answer, sending again after 300 ms
+/// without one (UDP may drop a datagram; `resent` counts it).
+fn udp_ask(client: &std::net::UdpSocket, request: &str, resent: &mut usize) -> String {
+    let mut buf = [0u8; 512];
+    for _ in 0..10 {
+        client.send(request.as_bytes()).unwrap();
+        match client.recv(&mut buf) {
+            Ok(n) => return String::from_utf8_lossy(&buf[..n]).into_owned(),
+            Err(_) => *resent += 1,
+        }
+    }
+    panic!("no answer to {request:?}");
+}
+
+#[test]
+fn a_udp_socket_at_a_fixed_port_is_handed_to_the_new_version() {
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let app_text = |version: &str| UDP_APP.replace("VERSION", version).replace("PORT", &port.to_string());
+    let script = Script::new("udp", &app_text("v1"));
+    let app = script.start(&[]);
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.connect(("127.0.0.1", port)).unwrap();
+    client.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let mut resent = 0;
+    assert_eq!(udp_ask(&client, "a", &mut resent), "v1:a");
+
+    // Requests in a loop from a second client while the reload happens.
+    let stop = Arc::new(AtomicBool::new(false));
+    let looping = {
+        let stop = stop.clone();
+        thread::spawn(move || {
+            let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            client.connect(("127.0.0.1", port)).unwrap();
+            client.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+            let (mut answers, mut resent) = (Vec::new(), 0);
+            for i in 0.. {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let answer = udp_ask(&client, &format!("n{i}"), &mut resent);
+                assert!(answer.ends_with(&format!(":n{i}")), "answer {answer:?} to n{i}");
+                answers.push(answer[..2].to_string());
+            }
+            (answers, resent)
+        })
+    };
+    client.send(b"slow").unwrap();
+    thread::sleep(Duration::from_millis(100));
+    script.write(&app_text("v2"));
+    app.reload_ok(2);
+    // The new version answers, and the old one still sends what it owes.
+    client.send(b"b").unwrap();
+    client.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut answers: Vec<String> = (0..2)
+        .map(|_| {
+            let mut buf = [0u8; 512];
+            let n = client.recv(&mut buf).expect("an answer to b or slow");
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        })
+        .collect();
+    answers.sort();
+    assert_eq!(answers, ["v1:slow", "v2:b"]);
+    thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::SeqCst);
+    let (answers, resent_in_loop) = looping.join().unwrap();
+    let first_v2 = answers.iter().position(|v| v == "v2").expect("the loop got a v2 answer");
+    assert!(first_v2 > 0 && answers[first_v2..].iter().all(|v| v == "v2"), "{answers:?}");
+    // At most the datagram that met the switch itself may be lost.
+    assert!(resent + resent_in_loop <= 1, "{resent} + {resent_in_loop} requests went unanswered");
+    assert_eq!(app.server.log().matches("address in use").count(), 0, "{}", app.server.log());
+}

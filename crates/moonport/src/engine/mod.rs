@@ -15,6 +15,7 @@
 mod activity;
 mod admin;
 mod control;
+mod datagrams;
 mod listeners;
 mod ports;
 mod reload;
@@ -33,6 +34,7 @@ use std::time::{Duration, Instant};
 pub use crate::platform::{SHARDING as DEFAULT_SHARDING, Sharding};
 pub use activity::{Activity, Hold};
 pub use control::request_reload;
+pub use datagrams::Datagrams;
 pub use listeners::{Listener, Listeners, OnConn};
 pub use ports::{Bound, ListenRegistry};
 pub use reload::{Generation, Reloads};

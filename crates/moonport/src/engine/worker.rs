@@ -10,7 +10,7 @@ use std::sync::Arc;
 use futures_util::future::{Either, select};
 
 use super::reload::{Generation, READY_WAIT, Request};
-use super::{Activity, Engine, Listeners, TaskSet, Trigger};
+use super::{Activity, Datagrams, Engine, Listeners, TaskSet, Trigger};
 use crate::lua;
 use crate::metrics::WorkerStats;
 
@@ -28,6 +28,8 @@ pub struct WorkerCtx {
     pub tasks: Rc<TaskSet>,
     /// The worker's listening sockets, shared by its generations.
     pub listeners: Rc<Listeners>,
+    /// Its UDP sockets at fixed ports, also handed over by reloads.
+    pub datagrams: Rc<Datagrams>,
     /// True while a reload tries this generation: its listens take over at the commit.
     pub pending: Cell<bool>,
     /// Fired when a newer generation has taken over and this one drains.
@@ -96,6 +98,7 @@ struct Worker {
     id: usize,
     engine: Arc<Engine>,
     listeners: Rc<Listeners>,
+    datagrams: Rc<Datagrams>,
     stats: Arc<WorkerStats>,
 }
 
@@ -104,7 +107,13 @@ async fn serve(engine: Arc<Engine>, id: usize) {
     stats.install();
     engine.metrics.add_worker(stats.clone());
     let (generation, requests) = engine.reloads.join();
-    let worker = Worker { id, engine: engine.clone(), listeners: Rc::new(Listeners::default()), stats };
+    let worker = Worker {
+        id,
+        engine: engine.clone(),
+        listeners: Rc::new(Listeners::default()),
+        datagrams: Rc::new(Datagrams::default()),
+        stats,
+    };
     // The first generation's top-level error fails the process, as before
     // there were reloads.
     let mut current = match worker.start(generation, false, None) {
@@ -168,6 +177,7 @@ impl Worker {
             activity: Activity::new(),
             tasks: TaskSet::new(),
             listeners: self.listeners.clone(),
+            datagrams: self.datagrams.clone(),
             pending: Cell::new(pending),
             retired: Trigger::new(),
             listen_seq: Cell::new(0),
@@ -231,6 +241,7 @@ impl Worker {
         }
         next.ctx.pending.set(false);
         listeners.commit(number, engine);
+        self.datagrams.commit(number);
         let _ = ready.send(Ok(()));
         if self.id == 1 && next.ctx.listen_seq.get() > 0 {
             // A script that did not listen before may now.

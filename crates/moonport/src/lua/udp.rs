@@ -3,6 +3,8 @@
 //! receive and send helpers here also serve datagram `moonport.socket`s.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::ops::Deref;
+use std::rc::Rc;
 
 use mlua::{IntoLuaMulti, Lua, MultiValue, Table, UserData, UserDataMethods, UserDataRef, Value};
 use socket2::SockRef;
@@ -11,7 +13,7 @@ use super::args::{self, Arg};
 use super::buffer::Bytes;
 use super::net::{self, Target};
 use crate::net::addr::Family;
-use crate::net::{MAX_DATAGRAM, NetError, UdpSock};
+use crate::net::{MAX_DATAGRAM, NetError, Receives, UdpSock};
 
 pub fn module(lua: &Lua) -> mlua::Result<Table> {
     let udp = lua.create_table()?;
@@ -31,9 +33,31 @@ async fn bind(lua: Lua, (host, port): (Value, Value)) -> mlua::Result<MultiValue
         Ok(addrs) => addrs[0],
         Err(e) => return fail(&lua, e),
     };
-    match UdpSock::bind(addr).await {
-        Ok(sock) => lua.create_userdata(sock)?.into_lua_multi(&lua),
-        Err(e) => fail(&lua, e),
+    let ctx = super::worker(&lua)?;
+    let generation = ctx.generation.number;
+    // A fixed address an older version of the script has bound is shared
+    // with it (a reload), its receives held until the reload commits.
+    let sock = match ctx.datagrams.take_over(addr, generation) {
+        Some(socket) => UdpSock::sharing(socket, if ctx.pending.get() { Receives::Held } else { Receives::Open }),
+        None => match UdpSock::bind(addr).await {
+            Ok(sock) => sock,
+            Err(e) => return fail(&lua, e),
+        },
+    };
+    let sock = Rc::new(sock);
+    ctx.datagrams.add(addr, generation, &sock);
+    lua.create_userdata(Udp(sock))?.into_lua_multi(&lua)
+}
+
+/// A `moonport.udp` socket, shared with the worker's record of bound
+/// sockets, through which a reload hands it to the script's next version.
+pub struct Udp(Rc<UdpSock>);
+
+impl Deref for Udp {
+    type Target = UdpSock;
+
+    fn deref(&self) -> &UdpSock {
+        &self.0
     }
 }
 
@@ -148,7 +172,7 @@ fn address(lua: &Lua, addr: Result<SocketAddr, NetError>) -> mlua::Result<MultiV
     }
 }
 
-impl UserData for UdpSock {
+impl UserData for Udp {
     fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
         m.add_async_method(
             "sendto",

@@ -21,4 +21,4 @@ pub(crate) use relay::idle_watch;
 pub use relay::{RelayEnd, RelayOptions, RelayOutcome, pipe, relay};
 pub use socket::{Socket, SocketKind};
 pub use tcp::{ReadGuard, TcpConn, Timeouts, connect, dial};
-pub use udp::{Datagram, MAX_DATAGRAM, UdpSock};
+pub use udp::{Datagram, MAX_DATAGRAM, Receives, UdpSock};

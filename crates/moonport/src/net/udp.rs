@@ -5,6 +5,11 @@
 //! datagram that did not fit is reported as truncated instead of silently cut.
 //! As with TCP reads, a receive whose caller stops waiting stays parked in the
 //! socket and the next receive takes its datagram: a timeout never drops one.
+//!
+//! A hot reload hands a bound socket to the script's new version: the new
+//! version's handle shares the socket, its receives held until the reload
+//! commits; the old version's handle then stops receiving, while its sends
+//! still go out so that exchanges it has begun can finish.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -33,21 +38,41 @@ pub struct Datagram {
     pub truncated: bool,
 }
 
+/// Whether a handle takes datagrams from its socket.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Receives {
+    Open,
+    /// Shared with a version of the script that still serves; waits for
+    /// `Open` (a reload's commit).
+    Held,
+    /// Handed over to a newer version: receives end with `Closed`.
+    Stopped,
+}
+
 pub struct UdpSock {
     /// `None` once closed.
     socket: RefCell<Option<UdpSocket>>,
+    receives: Cell<Receives>,
     /// The receive in flight, parked when its caller gave up on it.
     pending: RefCell<Option<PendingRecv>>,
     receiving: Cell<bool>,
-    /// Wakes a receive in flight when the socket is closed.
+    /// Wakes a receive in flight when the socket is closed or stops
+    /// receiving, and held receives when they may start.
     closed: Event,
     timeout: Cell<Option<Duration>>,
 }
 
 impl UdpSock {
     pub fn new(socket: UdpSocket) -> Self {
+        Self::sharing(socket, Receives::Open)
+    }
+
+    /// A handle on `socket` (also another handle's socket) whose receives
+    /// start as `receives` says.
+    pub fn sharing(socket: UdpSocket, receives: Receives) -> Self {
         Self {
             socket: RefCell::new(Some(socket)),
+            receives: Cell::new(receives),
             pending: RefCell::new(None),
             receiving: Cell::new(false),
             closed: Event::new(),
@@ -87,8 +112,41 @@ impl UdpSock {
         Ok(res?)
     }
 
+    /// Changes whether this handle receives; a receive in flight or held
+    /// learns of it at once.
+    pub fn set_receives(&self, receives: Receives) {
+        self.receives.set(receives);
+        if receives == Receives::Stopped {
+            // A parked receive would take a datagram the new owner should get.
+            self.pending.borrow_mut().take();
+        }
+        self.closed.notify(usize::MAX);
+    }
+
+    /// Waits, within the timeout, while receives are held.
+    async fn unheld(&self) -> Result<(), NetError> {
+        let open = async {
+            loop {
+                let changed = self.closed.listen();
+                if self.receives.get() != Receives::Held || self.is_closed() {
+                    break;
+                }
+                changed.await;
+            }
+        };
+        match self.timeout.get() {
+            None => open.await,
+            Some(d) => compio::time::timeout(d, open).await.map_err(|_| NetError::Timeout)?,
+        }
+        Ok(())
+    }
+
     /// Receives one datagram of at most `max` bytes, within the timeout.
     pub async fn recv(&self, max: usize) -> Result<Datagram, NetError> {
+        self.unheld().await?;
+        if self.receives.get() == Receives::Stopped {
+            return Err(NetError::Closed);
+        }
         if self.receiving.replace(true) {
             return Err(NetError::Busy);
         }
@@ -153,8 +211,11 @@ struct Receiving<'a> {
 
 impl Drop for Receiving<'_> {
     fn drop(&mut self) {
+        // A handle that no longer receives lets go of the receive in
+        // flight (cancelled), so it cannot take the new owner's datagram.
         if let Some(fut) = self.fut.take()
             && !self.sock.is_closed()
+            && self.sock.receives.get() != Receives::Stopped
         {
             *self.sock.pending.borrow_mut() = Some(fut);
         }
