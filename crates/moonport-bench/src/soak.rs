@@ -490,38 +490,44 @@ struct Report {
     errors: Errors,
 }
 
+impl Report {
+    /// The counts of the run: JSON name, text label, value.
+    fn counts(&self) -> [(&'static str, &'static str, u64); 5] {
+        [
+            ("cycles", "cycles", self.cycles),
+            ("connections", "connections", self.connections),
+            ("exchanges", "exchanges", self.exchanges),
+            ("error_closes", "deliberate-error closes", self.error_closes),
+            ("room_messages", "room messages", self.room_messages),
+        ]
+    }
+}
+
 impl crate::report::Report for Report {
     fn json(&self) -> String {
+        let counts: String = self.counts().iter().map(|(name, _, n)| format!("\"{name}\":{n},")).collect();
         format!(
-            "{{{},\"rate\":{},\"concurrency\":{},\"cycles\":{},\"cycles_per_sec\":{:.1},\"connections\":{},\
-             \"exchanges\":{},\"error_closes\":{},\"room_messages\":{},\"load_cpu_pct\":{},{}}}",
+            "{{{},\"rate\":{},\"concurrency\":{},{counts}\"cycles_per_sec\":{:.1},\"load_cpu_pct\":{},{}}}",
             self.head.json(),
             self.rate,
             self.concurrency,
-            self.cycles,
             self.per_sec,
-            self.connections,
-            self.exchanges,
-            self.error_closes,
-            self.room_messages,
             crate::cpu::json(self.load_cpu_pct),
             self.errors.json(),
         )
     }
 
     fn text(&self) -> String {
-        let what = format!("{} cycles/s, at most {} at a time, mix of echo/error/task/timer/room", self.rate, self.concurrency);
+        let what = format!(
+            "{} cycles/s, at most {} at a time, mix of echo/error/task/timer/room",
+            self.rate, self.concurrency
+        );
+        let counts: Vec<String> = self.counts().iter().map(|(_, label, n)| format!("{label} {n}")).collect();
         format!(
-            "{}\
-             \x20 cycles:     {} ({:.1}/s)\n\
-             \x20 connections: {}, exchanges: {}, deliberate-error closes: {}, room messages: {}\n{}{}",
+            "{}\x20 done:       {} ({:.1} cycles/s)\n{}{}",
             self.head.text(&what),
-            self.cycles,
+            counts.join(", "),
             self.per_sec,
-            self.connections,
-            self.exchanges,
-            self.error_closes,
-            self.room_messages,
             crate::cpu::text(self.load_cpu_pct),
             self.errors.text(),
         )
