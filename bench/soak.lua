@@ -13,6 +13,8 @@
 --   SUB room n      -> "OK", then "MSG <data>" for the next n messages of the
 --                      room (or "FAIL <err>"), then "DONE" (the room is left)
 --   PUB room text   -> how many subscribers took the message
+--   HOLD            -> "OK", then the handler sleeps an hour: only the drain
+--                      of its generation (after the next reload) ends it
 --
 -- Usage: moonport run bench/soak.lua PORT
 local version = require("soak_version")
@@ -73,6 +75,11 @@ end
 function verbs.PUB(conn, rest)
   local name, text = rest:match("^(%S+) (.*)$")
   return conn:write(moonport.room(name):publish(text) .. "\n")
+end
+
+function verbs.HOLD(conn)
+  conn:write("OK\n")
+  moonport.sleep(3600)
 end
 
 moonport.tcp.listen({ host = "127.0.0.1", port = port }, function(conn)

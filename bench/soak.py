@@ -114,7 +114,8 @@ def report(csv_path, reloads_path, bench_path, warmup_cut, png):
     if bench:
         print(f"load generator:     {bench.get('cycles')} cycles ({bench.get('cycles_per_sec')}/s), {bench.get('connections')} connections, "
               f"{bench.get('exchanges')} exchanges, {bench.get('room_messages')} room messages, "
-              f"{bench.get('error_closes')} deliberate-error closes; load CPU {bench.get('load_cpu_pct')}%")
+              f"{bench.get('error_closes')} deliberate-error closes, {bench.get('resets')} resets, "
+              f"{bench.get('held')} held until a drain; load CPU {bench.get('load_cpu_pct')}%")
         kinds = ["connect_errors", "timeouts", "io_errors", "mismatches", "unclean_error_closes"]
         print(f"errors:             {bench.get('errors')} (" + ", ".join(f"{k} {bench.get(k)}" for k in kinds) + ")")
     else:

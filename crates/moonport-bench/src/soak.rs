@@ -16,7 +16,14 @@
 //! - `later`: `LATER` (a task the app spawns answers after a timer), close;
 //! - `room`: two connections subscribe to a room of this cycle (`SUB`) and a
 //!   third publishes three messages into it (`PUB`, each must reach both);
-//!   the two must receive all three, then leave (`DONE`), and all close.
+//!   the two must receive all three, then leave (`DONE`), and all close;
+//! - `abort`: `LATER` and `SUB` (to a room nobody publishes to) sent at
+//!   once, then the connection is reset (SO_LINGER 0) without waiting: the
+//!   app's task then writes to a reset connection and its handler waits out
+//!   the subscription on a dead one;
+//! - `hold`: `HOLD` (the handler answers `OK`, then sleeps an hour) and the
+//!   client leaves: the handler and its half-closed connection stay until
+//!   the reload after next drains their generation and cancels them.
 //!
 //! Every answer is checked; a wrong one, a failed connection or a cycle
 //! longer than [`CYCLE_TIMEOUT`] counts as an error by kind. Closing is as in
@@ -57,14 +64,16 @@ enum Kind {
     TaskError,
     Later,
     Room,
+    Abort,
+    Hold,
 }
 
-/// The mix, in the order cycles take it (20 cycles: 11 echo, 2 error,
-/// 1 task error, 2 later, 4 room).
+/// The mix, in the order cycles take it (20 cycles: 9 echo, 2 error,
+/// 1 task error, 2 later, 4 room, 1 abort, 1 hold).
 const KINDS: [Kind; 20] = {
     use Kind::*;
     [
-        Echo, Room, Echo, Error, Echo, Later, Echo, Room, Echo, TaskError, Echo, Room, Echo, Error, Echo, Later, Echo,
+        Echo, Room, Echo, Error, Echo, Later, Abort, Room, Echo, TaskError, Echo, Room, Echo, Error, Echo, Later, Hold,
         Room, Echo, Echo,
     ]
 };
@@ -119,6 +128,8 @@ struct Totals {
     exchanges: AtomicU64,
     error_closes: AtomicU64,
     room_messages: AtomicU64,
+    aborts: AtomicU64,
+    held: AtomicU64,
     errors: AtomicU64,
 }
 
@@ -216,6 +227,8 @@ pub fn run(args: SoakArgs) -> Result<ExitCode, String> {
         exchanges: Totals::get(&totals.exchanges),
         error_closes: Totals::get(&totals.error_closes),
         room_messages: Totals::get(&totals.room_messages),
+        aborts: Totals::get(&totals.aborts),
+        held: Totals::get(&totals.held),
         load_cpu_pct,
         errors,
     };
@@ -224,12 +237,15 @@ pub fn run(args: SoakArgs) -> Result<ExitCode, String> {
 
 fn progress_line(t: &Totals) -> String {
     format!(
-        "{} cycles, {} connections, {} exchanges, {} deliberate-error closes, {} room messages, {} errors",
+        "{} cycles, {} connections, {} exchanges, {} deliberate-error closes, {} room messages, {} resets, {} held, \
+         {} errors",
         Totals::get(&t.cycles),
         Totals::get(&t.connections),
         Totals::get(&t.exchanges),
         Totals::get(&t.error_closes),
         Totals::get(&t.room_messages),
+        Totals::get(&t.aborts),
+        Totals::get(&t.held),
         Totals::get(&t.errors),
     )
 }
@@ -386,6 +402,20 @@ async fn cycle(plan: Plan, kind: Kind, k: u64, counting: bool) -> Result<(), Fai
             b.close().await?;
             publisher.close().await
         }
+        Kind::Abort => {
+            let mut c = open().await?;
+            c.send(&format!("LATER 20 {}\nSUB soak-quiet-{k} 1", payload(0))).await?;
+            c.reset();
+            count(plan, counting, |t| &t.aborts, 1);
+            Ok(())
+        }
+        Kind::Hold => {
+            let mut c = open().await?;
+            c.ask("HOLD", "OK").await?;
+            exchanged(1);
+            count(plan, counting, |t| &t.held, 1);
+            Ok(())
+        }
     }
 }
 
@@ -454,6 +484,12 @@ impl Conn {
         self.line().await
     }
 
+    /// Ends the connection with a reset (SO_LINGER 0), not waiting for
+    /// anything.
+    fn reset(self) {
+        let _ = socket2::SockRef::from(&self.stream).set_linger(Some(Duration::ZERO));
+    }
+
     /// Half-closes, then waits for the server's close; nothing more may come.
     async fn close(mut self) -> Result<(), Failure> {
         self.stream.shutdown().await.map_err(|e| Failure::Io(format!("shutdown failed: {e}")))?;
@@ -486,19 +522,23 @@ struct Report {
     exchanges: u64,
     error_closes: u64,
     room_messages: u64,
+    aborts: u64,
+    held: u64,
     load_cpu_pct: Option<f64>,
     errors: Errors,
 }
 
 impl Report {
     /// The counts of the run: JSON name, text label, value.
-    fn counts(&self) -> [(&'static str, &'static str, u64); 5] {
+    fn counts(&self) -> [(&'static str, &'static str, u64); 7] {
         [
             ("cycles", "cycles", self.cycles),
             ("connections", "connections", self.connections),
             ("exchanges", "exchanges", self.exchanges),
             ("error_closes", "deliberate-error closes", self.error_closes),
             ("room_messages", "room messages", self.room_messages),
+            ("resets", "resets", self.aborts),
+            ("held", "held", self.held),
         ]
     }
 }
@@ -519,7 +559,7 @@ impl crate::report::Report for Report {
 
     fn text(&self) -> String {
         let what = format!(
-            "{} cycles/s, at most {} at a time, mix of echo/error/task/timer/room",
+            "{} cycles/s, at most {} at a time, mix of echo/error/task/timer/room/reset/hold",
             self.rate, self.concurrency
         );
         let counts: Vec<String> = self.counts().iter().map(|(_, label, n)| format!("{label} {n}")).collect();
