@@ -16,7 +16,9 @@
 //! - `hold`: N idle connections held open: the server's memory per
 //!   connection, and whether every one still answers;
 //! - `relay`: stream throughput through a TCP relay into the tool's own sink;
-//! - `serve-relay-compio`: a plain Rust compio relay, the native baseline.
+//! - `serve-relay-compio`: a plain Rust compio relay, the native baseline;
+//! - `soak`: steady connection churn with a mix of echo, Lua errors, timers
+//!   and rooms against `bench/soak.lua`, for long runs (bench/soak).
 //!
 //! Every load generator also reports its own CPU use over the measured
 //! window (`load_cpu_pct`, see [`cpu`]): it shares the machine with the
@@ -31,6 +33,7 @@ mod relay;
 mod report;
 mod serve;
 mod serve_tokio;
+mod soak;
 mod storm;
 mod stream;
 mod target;
@@ -67,6 +70,8 @@ enum Command {
     Relay(relay::RelayArgs),
     /// Native compio TCP relay (thread-per-core, SO_REUSEPORT sharding).
     ServeRelayCompio(relay::ServeRelayArgs),
+    /// Steady connection churn with a mix of work against bench/soak.lua.
+    Soak(soak::SoakArgs),
 }
 
 fn main() -> ExitCode {
@@ -81,6 +86,7 @@ fn main() -> ExitCode {
         Command::ServeTokio(args) => serve_tokio::run(args),
         Command::Relay(args) => relay::run(args),
         Command::ServeRelayCompio(args) => relay::serve(args),
+        Command::Soak(args) => soak::run(args),
     };
     match result {
         Ok(code) => code,

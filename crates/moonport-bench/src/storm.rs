@@ -254,8 +254,9 @@ const SOURCES: u32 = 250;
 /// The next source address to use, over all threads.
 static NEXT_SOURCE: AtomicU32 = AtomicU32::new(0);
 
-/// Opens a connection, from the next source address for an IPv4 target.
-async fn open(addr: SocketAddr) -> io::Result<TcpStream> {
+/// Opens a connection, from the next source address for an IPv4 target
+/// (also `soak`'s connections).
+pub(crate) async fn open(addr: SocketAddr) -> io::Result<TcpStream> {
     if !addr.is_ipv4() {
         return TcpStream::connect(addr).await;
     }
