@@ -7,7 +7,6 @@ use std::time::Duration;
 use common::Moonport;
 
 #[test]
-#[cfg_attr(windows, ignore = "stalls after ~250 tiles under Wine; open question, see docs/windows.md")]
 fn tiles_example_streams_and_verifies_every_tile() {
     for workers in [1, 2] {
         let out = Moonport::new("../../../../examples/tiles.lua").workers(workers).run(Duration::from_secs(60));

@@ -103,16 +103,9 @@ fn a_viewer_that_stops_reading_is_disconnected_under_the_disconnect_policy() {
 }
 
 /// What the kernel had already buffered is readable, then end of stream.
-#[cfg(not(windows))]
 fn expect_end_of_stream(mut slow: TcpStream) {
     use std::io::Read;
     let mut sink = Vec::new();
     let r = slow.read_to_end(&mut sink);
     assert!(r.is_ok() || matches!(r, Err(ref e) if e.kind() == std::io::ErrorKind::ConnectionReset), "{r:?}");
 }
-
-/// Under Wine the end of stream sometimes never reaches the client after a
-/// close that cancels a stuck overlapped send (docs/windows.md); the
-/// disconnect itself is checked through the log above.
-#[cfg(windows)]
-fn expect_end_of_stream(_slow: TcpStream) {}

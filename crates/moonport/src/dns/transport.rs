@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Instant;
 
 use compio::BufResult;
-use compio::io::{AsyncReadExt, AsyncWriteExt};
+use compio::io::AsyncReadExt;
 use compio::net::{TcpStream, UdpSocket};
 
 use super::DnsError;
@@ -58,7 +58,7 @@ async fn tcp(server: SocketAddr, q: &Question, query: Vec<u8>) -> Result<Reply, 
     let len = u16::try_from(query.len()).map_err(|_| DnsError::InvalidName)?;
     let mut framed = len.to_be_bytes().to_vec();
     framed.extend_from_slice(&query);
-    let BufResult(res, _) = stream.write_all(framed).await;
+    let BufResult(res, _) = crate::platform::write_all(&mut stream, framed).await;
     res.map_err(io_error)?;
     // compio reads into a Vec's spare capacity: exactly what is asked for.
     let BufResult(res, len) = stream.read_exact(Vec::with_capacity(2)).await;

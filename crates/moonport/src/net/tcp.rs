@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use compio::BufResult;
 use compio::buf::IoBuf;
-use compio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use compio::io::{AsyncReadExt, AsyncWrite};
 use compio::net::TcpStream;
 use futures_util::lock::Mutex;
 
@@ -427,8 +427,8 @@ impl Conn {
     async fn send_raw<B: IoBuf>(&self, buf: B) -> Result<B, NetError> {
         let mut stream = self.stream()?;
         let BufResult(res, buf) = match self.timeouts.get().send {
-            None => stream.write_all(buf).await,
-            Some(d) => match compio::time::timeout(d, stream.write_all(buf)).await {
+            None => crate::platform::write_all(&mut stream, buf).await,
+            Some(d) => match compio::time::timeout(d, crate::platform::write_all(&mut stream, buf)).await {
                 Ok(done) => done,
                 Err(_) => {
                     self.close();

@@ -7,6 +7,10 @@
 use std::io;
 use std::net::SocketAddr;
 
+use compio::BufResult;
+use compio::buf::IoBuf;
+use compio::net::TcpStream;
+
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]
@@ -69,6 +73,16 @@ pub fn is_fd_exhausted(err: &io::Error) -> bool {
 /// asynchronous operation and the coroutine's wait.
 pub fn send_now(sock: socket2::SockRef<'_>, data: &[u8]) -> io::Result<usize> {
     imp::send_now(sock, data)
+}
+
+/// Writes all of `buf` to a connected stream, waiting for socket buffer
+/// space as needed. On Windows the sends are WSASend, not the WriteFile that
+/// compio's plain `write` issues on a socket: under Wine (8.0) an overlapped
+/// WriteFile on a socket that has to wait for buffer space never completes,
+/// which stalled every stream larger than the socket buffers
+/// (docs/windows.md). WSASend is the native socket call on Windows too.
+pub async fn write_all<B: IoBuf>(stream: &mut TcpStream, buf: B) -> BufResult<(), B> {
+    imp::write_all(stream, buf).await
 }
 
 /// The kind of an I/O error, with the codes std does not classify mapped to

@@ -4,6 +4,11 @@
 use std::io;
 use std::sync::atomic::{AtomicI32, Ordering};
 
+use compio::BufResult;
+use compio::buf::IoBuf;
+use compio::io::AsyncWriteExt;
+use compio::net::TcpStream;
+
 use super::Sharding;
 
 pub const SHARDING: Sharding = Sharding::ReusePort;
@@ -15,6 +20,10 @@ pub fn prepare_listener(socket: &socket2::Socket, shared: bool) -> io::Result<()
         socket.set_reuse_port(true)?;
     }
     Ok(())
+}
+
+pub async fn write_all<B: IoBuf>(stream: &mut TcpStream, buf: B) -> BufResult<(), B> {
+    stream.write_all(buf).await
 }
 
 pub fn is_fd_exhausted(err: &io::Error) -> bool {

@@ -1,9 +1,14 @@
 //! Windows backend of the platform boundary: no SO_REUSEPORT, so one listener
 //! hands accepted sockets to the workers; handles are limited by memory, not a
-//! per-process table; errors from completion ports use Win32 codes.
+//! per-process table; errors from completion ports use Win32 codes; stream
+//! sends are WSASend (Wine never completes a WriteFile that had to wait).
 
 use std::io::{self, ErrorKind};
 
+use compio::BufResult;
+use compio::buf::IoBuf;
+use compio::io::AsyncWriteExt;
+use compio::net::TcpStream;
 use windows_sys::Win32::Foundation::{
     ERROR_CONNECTION_ABORTED, ERROR_CONNECTION_INVALID, ERROR_CONNECTION_REFUSED, ERROR_GRACEFUL_DISCONNECT,
     ERROR_HOST_UNREACHABLE, ERROR_NETNAME_DELETED, ERROR_NETWORK_UNREACHABLE, ERROR_PORT_UNREACHABLE,
@@ -24,6 +29,12 @@ pub fn prepare_listener(socket: &socket2::Socket, _shared: bool) -> io::Result<(
 
 pub fn send_now(_sock: socket2::SockRef<'_>, _data: &[u8]) -> io::Result<usize> {
     Ok(0)
+}
+
+pub async fn write_all<B: IoBuf>(stream: &mut TcpStream, buf: B) -> BufResult<(), B> {
+    // compio's vectored write is WSASend (its plain write is WriteFile).
+    let BufResult(res, [buf]) = stream.write_vectored_all([buf]).await;
+    BufResult(res, buf)
 }
 
 pub fn is_fd_exhausted(err: &io::Error) -> bool {

@@ -66,11 +66,7 @@ end)
 -- conn:write sends what the socket takes at once and waits only for the
 -- rest: writes larger than the socket buffers, from several coroutines, must
 -- still land whole and in call order.
--- Not under Wine: a stream of megabytes between two moonport connections in
--- one process stalls there (docs/windows.md, the tiles example).
-local wine = package.config:sub(1, 1) == "\\"
 T.test("big writes from three coroutines land whole, in call order", function()
-  if wine then return end
   local c, s = pair()
   local a, b = string.rep("a", 4 * 1024 * 1024), string.rep("b", 4 * 1024 * 1024)
   local done = 0
