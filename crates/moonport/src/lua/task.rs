@@ -1,12 +1,20 @@
 //! Coroutine tasks and time: `moonport.spawn`, `sleep`, `now`, `worker_id`,
 //! `workers`, `exiting`, `generation`; and `spawn`, which every coroutine the engine starts
 //! (main chunk, connection handlers, tasks) goes through.
+//!
+//! Every coroutine Rust resumes runs inside `resumed`, which tells plain
+//! (synchronous) bindings which coroutine is running (`current`): such a
+//! binding can then start an operation, register the coroutine's waker with
+//! it and have its Lua wrapper yield mlua's pending marker, waiting like an
+//! asynchronous call without the cost of one (see `conn:read`).
 
-use std::future::poll_fn;
+use std::cell::RefCell;
+use std::future::{Future, poll_fn};
 use std::panic::AssertUnwindSafe;
+use std::rc::Rc;
 
 use futures_util::FutureExt;
-use std::task::Poll;
+use std::task::{Poll, Waker};
 
 use mlua::{Function, IntoLuaMulti, Lua, MultiValue, Table, Value};
 
@@ -33,7 +41,7 @@ pub fn spawn(
     let runner: Function = lua.named_registry_value(RUNNER)?;
     // A recycled coroutine, terminated (its pending operations dropped) if
     // the task is dropped before it ends.
-    let finished = runner.call_async::<(bool, Value)>((f, args));
+    let finished = resumed(runner.call_async::<(bool, Value)>((f, args)));
     let hold = ctx.activity.hold();
     // The new coroutine logs as part of the connection it was started for.
     let task = crate::logging::in_conn(crate::logging::peer(), async move {
@@ -55,6 +63,48 @@ pub fn spawn(
     // Cancelled with the rest of its generation when a reload's drain ends.
     ctx.tasks.spawn(task);
     Ok(())
+}
+
+/// The coroutine being resumed, as a plain binding sees it.
+#[derive(Clone)]
+pub struct Current {
+    /// Wakes the task resuming the coroutine: what an asynchronous call's
+    /// future would have been polled with.
+    pub waker: Waker,
+    /// The coroutine's identity, alive while the future resuming it is: an
+    /// operation the coroutine left waiting holds a `Weak` of it, which dies
+    /// when the coroutine is cancelled while it waits (`moonport.timeout`,
+    /// the end of a drain).
+    pub owner: Rc<()>,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
+}
+
+/// The coroutine being resumed on this thread, if any.
+pub fn current() -> Option<Current> {
+    CURRENT.with_borrow(Clone::clone)
+}
+
+/// Resumes a coroutine (a `call_async` future) with `current` telling
+/// plain bindings about it while it runs.
+pub async fn resumed<F: Future>(coroutine: F) -> F::Output {
+    /// Puts back the coroutine that was current before, also on a panic.
+    struct Restore(Option<Current>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CURRENT.set(self.0.take());
+        }
+    }
+    let owner = Rc::new(());
+    let mut coroutine = std::pin::pin!(coroutine);
+    poll_fn(|cx| {
+        let now = Current { waker: cx.waker().clone(), owner: owner.clone() };
+        let _restore = Restore(CURRENT.replace(Some(now)));
+        coroutine.as_mut().poll(cx)
+    })
+    .await
 }
 
 /// Part of the worker's coroutine budget: one unit per coroutine, and more
@@ -141,7 +191,7 @@ pub fn install(lua: &Lua, moonport: &Table) -> mlua::Result<()> {
             // cancels whatever it was waiting on.
             // (call_async terminates the coroutine when dropped, so its pending
             // operations are dropped too and a parked socket read is released.)
-            let run = f.call_async::<MultiValue>(rest);
+            let run = resumed(f.call_async::<MultiValue>(rest));
             match compio::time::timeout(d, run).await {
                 Ok(results) => results,
                 Err(_) => (Value::Nil, "timeout").into_lua_multi(&lua),
