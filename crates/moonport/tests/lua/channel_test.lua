@@ -80,4 +80,33 @@ T.test("a socket read abandoned by timeout loses no bytes", function()
   l:close()
 end)
 
+T.test("a second reader gets busy while a read waits, and a cancelled read frees the connection", function()
+  local server_side
+  local l = assert(moonport.tcp.listen({ host = "127.0.0.1", port = 0 }, function(conn)
+    server_side = conn
+    while server_side do moonport.sleep(0.01) end
+  end))
+  local c = assert(moonport.tcp.connect("127.0.0.1", l:port()))
+  while not server_side do moonport.sleep(0.001) end
+  local first = {}
+  moonport.spawn(function() first.line, first.err = c:read_line() end)
+  moonport.sleep(0.01)
+  T.eq(select(2, c:read()), "busy")
+  T.eq(select(2, c:read_exact(1)), "busy")
+  server_side:write("one\n")
+  while not first.line do moonport.sleep(0.001) end
+  T.eq(first.line, "one")
+  -- Cancelled while it waits: the next reader, in another coroutine, is not busy.
+  T.eq(select(2, moonport.timeout(0.05, function() return c:read_line() end)), "timeout")
+  local second = {}
+  moonport.spawn(function() second.data, second.err = c:read_exact(3) end)
+  moonport.sleep(0.01)
+  server_side:write("two")
+  while not (second.data or second.err) do moonport.sleep(0.001) end
+  T.eq(second.data, "two")
+  server_side = nil
+  c:close()
+  l:close()
+end)
+
 T.done()
