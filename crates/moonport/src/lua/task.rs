@@ -66,7 +66,6 @@ pub fn spawn(
 }
 
 /// The coroutine being resumed, as a plain binding sees it.
-#[derive(Clone)]
 pub struct Current {
     /// Wakes the task resuming the coroutine: what an asynchronous call's
     /// future would have been polled with.
@@ -82,26 +81,35 @@ thread_local! {
     static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
 }
 
-/// The coroutine being resumed on this thread, if any.
-pub fn current() -> Option<Current> {
-    CURRENT.with_borrow(Clone::clone)
+/// Runs `f` with the coroutine being resumed on this thread, if any.
+pub fn with_current<R>(f: impl FnOnce(Option<&Current>) -> R) -> R {
+    CURRENT.with_borrow(|current| f(current.as_ref()))
 }
 
-/// Resumes a coroutine (a `call_async` future) with `current` telling
+/// Resumes a coroutine (a `call_async` future) with `with_current` telling
 /// plain bindings about it while it runs.
 pub async fn resumed<F: Future>(coroutine: F) -> F::Output {
-    /// Puts back the coroutine that was current before, also on a panic.
-    struct Restore(Option<Current>);
-    impl Drop for Restore {
+    /// Takes this coroutine's `Current` back and puts back the one that was
+    /// current before, also on a panic.
+    struct Restore<'a> {
+        before: Option<Current>,
+        mine: &'a mut Option<Current>,
+    }
+    impl Drop for Restore<'_> {
         fn drop(&mut self) {
-            CURRENT.set(self.0.take());
+            *self.mine = CURRENT.replace(self.before.take());
         }
     }
-    let owner = Rc::new(());
     let mut coroutine = std::pin::pin!(coroutine);
+    let mut mine: Option<Current> = None;
     poll_fn(|cx| {
-        let now = Current { waker: cx.waker().clone(), owner: owner.clone() };
-        let _restore = Restore(CURRENT.replace(Some(now)));
+        // Moved in and out, not cloned: the waker is cloned only when it changes.
+        let current = match mine.take() {
+            Some(c) if c.waker.will_wake(cx.waker()) => c,
+            Some(c) => Current { waker: cx.waker().clone(), owner: c.owner },
+            None => Current { waker: cx.waker().clone(), owner: Rc::new(()) },
+        };
+        let _restore = Restore { before: CURRENT.replace(Some(current)), mine: &mut mine };
         coroutine.as_mut().poll(cx)
     })
     .await

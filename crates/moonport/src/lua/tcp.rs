@@ -308,28 +308,30 @@ impl mlua::IntoLua for ReadMethod {
 /// parked with the running coroutine's waker, which the read (or its
 /// timeout) wakes.
 fn try_read(lua: &Lua, conn: &TcpConn, op: &ReadOp) -> mlua::Result<MultiValue> {
-    let Some(current) = super::task::current() else {
-        return Err(mlua::Error::runtime("conn: a read must run in a coroutine"));
-    };
-    let mut guard = match conn.begin_read_by(&current.owner) {
-        Ok(guard) => guard,
-        Err(e) => return fail(lua, Some(conn), e, None),
-    };
-    let mut cx = std::task::Context::from_waker(&current.waker);
-    let polled = std::pin::pin!(read_with(lua, conn, &mut guard, op)).poll(&mut cx);
-    match polled {
-        std::task::Poll::Ready(result) => {
-            guard.unpark();
-            result
-        }
-        std::task::Poll::Pending => match guard.park(&current.owner, &mut cx) {
-            Ok(()) => false.into_lua_multi(lua),
-            Err(e) => {
-                drop(guard);
-                fail(lua, Some(conn), e, None)
+    super::task::with_current(|current| {
+        let Some(current) = current else {
+            return Err(mlua::Error::runtime("conn: a read must run in a coroutine"));
+        };
+        let mut guard = match conn.begin_read_by(&current.owner) {
+            Ok(guard) => guard,
+            Err(e) => return fail(lua, Some(conn), e, None),
+        };
+        let mut cx = std::task::Context::from_waker(&current.waker);
+        let polled = std::pin::pin!(read_with(lua, conn, &mut guard, op)).poll(&mut cx);
+        match polled {
+            std::task::Poll::Ready(result) => {
+                guard.unpark();
+                result
             }
-        },
-    }
+            std::task::Poll::Pending => match guard.park(&current.owner, &mut cx) {
+                Ok(()) => false.into_lua_multi(lua),
+                Err(e) => {
+                    drop(guard);
+                    fail(lua, Some(conn), e, None)
+                }
+            },
+        }
+    })
 }
 
 async fn read_with(lua: &Lua, conn: &TcpConn, guard: &mut ReadGuard<'_>, op: &ReadOp) -> mlua::Result<MultiValue> {
