@@ -5,8 +5,7 @@
 //! calls fail fast with `"closed"`. After end of stream it stays writable.
 
 use mlua::{
-    AnyUserData, Function, IntoLuaMulti, Lua, MultiValue, Table, UserData, UserDataMethods, UserDataRef,
-    Value,
+    AnyUserData, Function, IntoLuaMulti, Lua, MultiValue, Table, UserData, UserDataMethods, UserDataRef, Value,
 };
 use std::future::Future;
 use std::net::SocketAddr;
@@ -297,8 +296,7 @@ impl mlua::IntoLua for ReadMethod {
         })?;
         let coroutine: Table = lua.globals().get("coroutine")?;
         let yield_: Function = coroutine.get("yield")?;
-        let make: Function =
-            lua.load(READ).set_name(super::INTERNAL_CHUNK).call((yield_, Lua::poll_pending()))?;
+        let make: Function = lua.load(READ).set_name(super::INTERNAL_CHUNK).call((yield_, Lua::poll_pending()))?;
         make.call(try_read)
     }
 }
