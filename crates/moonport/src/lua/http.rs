@@ -201,7 +201,7 @@ async fn serve(lua: Lua, conn_ud: AnyUserData, handler: Function, opts: HttpOpti
             response: Mutex::new(response),
             ws: RefCell::new(None),
         })?;
-        let result = handler.call_async::<()>((req, res.clone())).await;
+        let result = super::task::resumed(handler.call_async::<()>((req, res.clone()))).await;
         let res: UserDataRef<Res> = res.borrow()?;
         let conn: UserDataRef<TcpConn> = conn_ud.borrow()?;
         let mut response = res.response.lock().await;

@@ -1,12 +1,20 @@
 //! Coroutine tasks and time: `moonport.spawn`, `sleep`, `now`, `worker_id`,
 //! `workers`, `exiting`, `generation`; and `spawn`, which every coroutine the engine starts
 //! (main chunk, connection handlers, tasks) goes through.
+//!
+//! Every coroutine Rust resumes runs inside `resumed`, which tells plain
+//! (synchronous) bindings which coroutine is running (`current`): such a
+//! binding can then start an operation, register the coroutine's waker with
+//! it and have its Lua wrapper yield mlua's pending marker, waiting like an
+//! asynchronous call without the cost of one (see `conn:read`).
 
-use std::future::poll_fn;
+use std::cell::RefCell;
+use std::future::{Future, poll_fn};
 use std::panic::AssertUnwindSafe;
+use std::rc::Rc;
 
 use futures_util::FutureExt;
-use std::task::Poll;
+use std::task::{Poll, Waker};
 
 use mlua::{Function, IntoLuaMulti, Lua, MultiValue, Table, Value};
 
@@ -33,7 +41,7 @@ pub fn spawn(
     let runner: Function = lua.named_registry_value(RUNNER)?;
     // A recycled coroutine, terminated (its pending operations dropped) if
     // the task is dropped before it ends.
-    let finished = runner.call_async::<(bool, Value)>((f, args));
+    let finished = resumed(runner.call_async::<(bool, Value)>((f, args)));
     let hold = ctx.activity.hold();
     // The new coroutine logs as part of the connection it was started for.
     let task = crate::logging::in_conn(crate::logging::peer(), async move {
@@ -55,6 +63,56 @@ pub fn spawn(
     // Cancelled with the rest of its generation when a reload's drain ends.
     ctx.tasks.spawn(task);
     Ok(())
+}
+
+/// The coroutine being resumed, as a plain binding sees it.
+pub struct Current {
+    /// Wakes the task resuming the coroutine: what an asynchronous call's
+    /// future would have been polled with.
+    pub waker: Waker,
+    /// The coroutine's identity, alive while the future resuming it is: an
+    /// operation the coroutine left waiting holds a `Weak` of it, which dies
+    /// when the coroutine is cancelled while it waits (`moonport.timeout`,
+    /// the end of a drain).
+    pub owner: Rc<()>,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with the coroutine being resumed on this thread, if any.
+pub fn with_current<R>(f: impl FnOnce(Option<&Current>) -> R) -> R {
+    CURRENT.with_borrow(|current| f(current.as_ref()))
+}
+
+/// Resumes a coroutine (a `call_async` future) with `with_current` telling
+/// plain bindings about it while it runs.
+pub async fn resumed<F: Future>(coroutine: F) -> F::Output {
+    /// Takes this coroutine's `Current` back and puts back the one that was
+    /// current before, also on a panic.
+    struct Restore<'a> {
+        before: Option<Current>,
+        mine: &'a mut Option<Current>,
+    }
+    impl Drop for Restore<'_> {
+        fn drop(&mut self) {
+            *self.mine = CURRENT.replace(self.before.take());
+        }
+    }
+    let mut coroutine = std::pin::pin!(coroutine);
+    let mut mine: Option<Current> = None;
+    poll_fn(|cx| {
+        // Moved in and out, not cloned: the waker is cloned only when it changes.
+        let current = match mine.take() {
+            Some(c) if c.waker.will_wake(cx.waker()) => c,
+            Some(c) => Current { waker: cx.waker().clone(), owner: c.owner },
+            None => Current { waker: cx.waker().clone(), owner: Rc::new(()) },
+        };
+        let _restore = Restore { before: CURRENT.replace(Some(current)), mine: &mut mine };
+        coroutine.as_mut().poll(cx)
+    })
+    .await
 }
 
 /// Part of the worker's coroutine budget: one unit per coroutine, and more
@@ -141,7 +199,7 @@ pub fn install(lua: &Lua, moonport: &Table) -> mlua::Result<()> {
             // cancels whatever it was waiting on.
             // (call_async terminates the coroutine when dropped, so its pending
             // operations are dropped too and a parked socket read is released.)
-            let run = f.call_async::<MultiValue>(rest);
+            let run = resumed(f.call_async::<MultiValue>(rest));
             match compio::time::timeout(d, run).await {
                 Ok(results) => results,
                 Err(_) => (Value::Nil, "timeout").into_lua_multi(&lua),

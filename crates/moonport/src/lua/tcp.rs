@@ -5,8 +5,7 @@
 //! calls fail fast with `"closed"`. After end of stream it stays writable.
 
 use mlua::{
-    AnyUserData, Function, IntoLuaMulti, Lua, MultiValue, RegistryKey, Table, UserData, UserDataMethods, UserDataRef,
-    Value,
+    AnyUserData, Function, IntoLuaMulti, Lua, MultiValue, Table, UserData, UserDataMethods, UserDataRef, Value,
 };
 use std::future::Future;
 use std::net::SocketAddr;
@@ -240,12 +239,12 @@ pub(super) enum ReadOp {
     Exact(usize),
     /// Append 1..=max bytes to a buffer; returns the count.
     Into {
-        buf: RegistryKey,
+        buf: AnyUserData,
         max: usize,
     },
     /// Append exactly n bytes to a buffer.
     ExactInto {
-        buf: RegistryKey,
+        buf: AnyUserData,
         n: usize,
     },
     /// Up to a delimiter, then strip a trailing `\r` when it is a line.
@@ -256,16 +255,87 @@ pub(super) enum ReadOp {
     },
 }
 
+/// A read awaited to the end (the LuaSocket-style `receive`).
 pub(super) async fn read(lua: &Lua, conn: &TcpConn, op: ReadOp) -> mlua::Result<MultiValue> {
-    let mut guard = match conn.begin_read() {
-        Ok(guard) => guard,
-        Err(e) => return fail(lua, Some(conn), e, None),
-    };
-    let result = match &op {
-        ReadOp::Into { buf, max } | ReadOp::ExactInto { buf, n: max } => {
-            let exact = matches!(op, ReadOp::ExactInto { .. });
-            return read_into(lua, conn, &mut guard, buf, *max, exact).await;
+    match conn.begin_read() {
+        Ok(mut guard) => read_with(lua, conn, &mut guard, &op).await,
+        Err(e) => fail(lua, Some(conn), e, None),
+    }
+}
+
+/// The conn's read methods: a Lua function around each plain call (see
+/// `try_read`) that yields while the call says the read must wait, the way
+/// mlua's asynchronous calls wait, then calls it again. An asynchronous
+/// call costs a future and a userdata each time, a plain one neither.
+const READ: &str = r#"
+local yield, pending = ...
+return function(try)
+  return function(self, a, b)
+    local r, err, partial = try(self, a, b)
+    while r == false do
+      yield(pending)
+      r, err, partial = try(self, a, b)
+    end
+    return r, err, partial
+  end
+end
+"#;
+
+/// The plain call behind one read method: arguments to what it reads.
+type ReadArgs = fn(&Lua, Value, Value) -> mlua::Result<ReadOp>;
+
+/// Makes a conn read method (see `READ`) when the connection metatable is built.
+struct ReadMethod(ReadArgs);
+
+impl mlua::IntoLua for ReadMethod {
+    fn into_lua(self, lua: &Lua) -> mlua::Result<Value> {
+        let args = self.0;
+        let try_read = lua.create_function(move |lua, (this, a, b): (UserDataRef<TcpConn>, Value, Value)| {
+            let op = args(lua, a, b)?;
+            try_read(lua, &this, &op)
+        })?;
+        let coroutine: Table = lua.globals().get("coroutine")?;
+        let yield_: Function = coroutine.get("yield")?;
+        let make: Function = lua.load(READ).set_name(super::INTERNAL_CHUNK).call((yield_, Lua::poll_pending()))?;
+        make.call(try_read)
+    }
+}
+
+/// One step of a read, without waiting: the result when the bytes are
+/// buffered or the socket has them, else `false` after leaving the read
+/// parked with the running coroutine's waker, which the read (or its
+/// timeout) wakes.
+fn try_read(lua: &Lua, conn: &TcpConn, op: &ReadOp) -> mlua::Result<MultiValue> {
+    super::task::with_current(|current| {
+        let Some(current) = current else {
+            return Err(mlua::Error::runtime("conn: a read must run in a coroutine"));
+        };
+        let mut guard = match conn.begin_read_by(&current.owner) {
+            Ok(guard) => guard,
+            Err(e) => return fail(lua, Some(conn), e, None),
+        };
+        let mut cx = std::task::Context::from_waker(&current.waker);
+        let polled = std::pin::pin!(read_with(lua, conn, &mut guard, op)).poll(&mut cx);
+        match polled {
+            std::task::Poll::Ready(result) => {
+                guard.unpark();
+                result
+            }
+            std::task::Poll::Pending => match guard.park(&current.owner, &mut cx) {
+                Ok(()) => false.into_lua_multi(lua),
+                Err(e) => {
+                    drop(guard);
+                    fail(lua, Some(conn), e, None)
+                }
+            },
         }
+    })
+}
+
+async fn read_with(lua: &Lua, conn: &TcpConn, guard: &mut ReadGuard<'_>, op: &ReadOp) -> mlua::Result<MultiValue> {
+    let result = match op {
+        ReadOp::Into { buf, max } => return read_into(lua, conn, guard, buf, *max, false).await,
+        ReadOp::ExactInto { buf, n } => return read_into(lua, conn, guard, buf, *n, true).await,
         ReadOp::Some(max) => guard.read(*max).await,
         ReadOp::Exact(n) => guard.read_exact(*n).await,
         ReadOp::Until { delim, max, line } => {
@@ -284,14 +354,13 @@ pub(super) async fn read(lua: &Lua, conn: &TcpConn, op: ReadOp) -> mlua::Result<
         }
         Err(e) => {
             // Whatever arrived before the peer closed goes back as the third value.
-            let partial = match (&op, &e) {
+            let partial = match (op, &e) {
                 (ReadOp::Some(_) | ReadOp::Into { .. } | ReadOp::ExactInto { .. }, _) => None,
                 (_, NetError::Closed | NetError::Eof | NetError::Reset) => {
                     Some(lua.create_string(guard.take_buffered())?)
                 }
                 _ => None,
             };
-            drop(guard);
             fail(lua, Some(conn), e, partial)
         }
     }
@@ -303,12 +372,10 @@ async fn read_into(
     lua: &Lua,
     conn: &TcpConn,
     guard: &mut ReadGuard<'_>,
-    key: &RegistryKey,
+    buf: &AnyUserData,
     max: usize,
     exact: bool,
 ) -> mlua::Result<MultiValue> {
-    // The buffer waits in the registry, not in Rust: see `impl UserData for TcpConn`.
-    let buf: AnyUserData = lua.registry_value(key)?;
     let room = {
         let b = buf.borrow::<Buffer>()?;
         b.max() - b.len()
@@ -317,13 +384,9 @@ async fn read_into(
     if want > room || (room == 0 && max > 0) {
         return (Value::Nil, "buffer full").into_lua_multi(lua);
     }
-    drop(buf);
-    let peeked = guard.peek(if exact { want } else { 1 }).await;
-    let buf: AnyUserData = lua.registry_value(key)?;
-    let n = match peeked {
+    let n = match guard.peek(if exact { want } else { 1 }).await {
         Ok(bytes) => {
             let n = if exact { want } else { bytes.len().min(want) };
-            // Another coroutine may have filled the buffer while this one waited.
             if buf.borrow_mut::<Buffer>()?.extend(&bytes[..n]).is_err() {
                 return (Value::Nil, "buffer full").into_lua_multi(lua);
             }
@@ -422,57 +485,51 @@ fn size(lua: &Lua, v: Value, arg: Arg, min: i64, default: Option<i64>) -> mlua::
 impl UserData for TcpConn {
     fn add_fields<F: mlua::UserDataFields<Self>>(f: &mut F) {
         f.add_field("write", WriteMethod);
+        f.add_field(
+            "read",
+            ReadMethod(|lua, max, _| Ok(ReadOp::Some(size(lua, max, Arg::new("read", 1), 1, Some(DEFAULT_READ_MAX))?))),
+        );
+        f.add_field(
+            "read_exact",
+            ReadMethod(|lua, n, _| Ok(ReadOp::Exact(size(lua, n, Arg::new("read_exact", 1), 0, None)?))),
+        );
+        f.add_field(
+            "read_line",
+            ReadMethod(|lua, max, _| {
+                let max = size(lua, max, Arg::new("read_line", 1), 1, Some(DEFAULT_MAX_LINE))?;
+                Ok(ReadOp::Until { delim: b"\n".to_vec(), max, line: true })
+            }),
+        );
+        f.add_field(
+            "read_until",
+            ReadMethod(|lua, delim, max| {
+                let delim = args::bytes(lua, delim, Arg::new("read_until", 1))?;
+                if delim.as_bytes().is_empty() {
+                    return Err(Arg::new("read_until", 1).error(lua, "delimiter must not be empty"));
+                }
+                let max = size(lua, max, Arg::new("read_until", 2), 1, Some(DEFAULT_MAX_LINE))?;
+                Ok(ReadOp::Until { delim: delim.as_bytes().to_vec(), max, line: false })
+            }),
+        );
+        f.add_field(
+            "read_into",
+            ReadMethod(|lua, buf, max| {
+                let buf = buffer_arg(lua, buf, Arg::new("read_into", 1))?;
+                let max = size(lua, max, Arg::new("read_into", 2), 1, Some(DEFAULT_READ_MAX))?;
+                Ok(ReadOp::Into { buf, max })
+            }),
+        );
+        f.add_field(
+            "read_exact_into",
+            ReadMethod(|lua, buf, n| {
+                let buf = buffer_arg(lua, buf, Arg::new("read_exact_into", 1))?;
+                let n = size(lua, n, Arg::new("read_exact_into", 2), 0, None)?;
+                Ok(ReadOp::ExactInto { buf, n })
+            }),
+        );
     }
 
     fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
-        m.add_async_method("read", |lua, this: UserDataRef<Self>, max: Value| {
-            let this = TcpConn::clone(&this);
-            async move {
-                let max = size(&lua, max, Arg::new("read", 1), 1, Some(DEFAULT_READ_MAX))?;
-                read(&lua, &this, ReadOp::Some(max)).await
-            }
-        });
-        m.add_async_method("read_exact", |lua, this: UserDataRef<Self>, n: Value| {
-            let this = TcpConn::clone(&this);
-            async move {
-                let n = size(&lua, n, Arg::new("read_exact", 1), 0, None)?;
-                read(&lua, &this, ReadOp::Exact(n)).await
-            }
-        });
-        m.add_async_method("read_line", |lua, this: UserDataRef<Self>, max: Value| {
-            let this = TcpConn::clone(&this);
-            async move {
-                let max = size(&lua, max, Arg::new("read_line", 1), 1, Some(DEFAULT_MAX_LINE))?;
-                read(&lua, &this, ReadOp::Until { delim: b"\n".to_vec(), max, line: true }).await
-            }
-        });
-        m.add_async_method("read_until", |lua, this: UserDataRef<Self>, (delim, max): (Value, Value)| {
-            let this = TcpConn::clone(&this);
-            async move {
-                let delim = args::bytes(&lua, delim, Arg::new("read_until", 1))?;
-                if delim.as_bytes().is_empty() {
-                    return Err(Arg::new("read_until", 1).error(&lua, "delimiter must not be empty"));
-                }
-                let max = size(&lua, max, Arg::new("read_until", 2), 1, Some(DEFAULT_MAX_LINE))?;
-                read(&lua, &this, ReadOp::Until { delim: delim.as_bytes().to_vec(), max, line: false }).await
-            }
-        });
-        m.add_async_method("read_into", |lua, this: UserDataRef<Self>, (buf, max): (Value, Value)| {
-            let this = TcpConn::clone(&this);
-            async move {
-                let buf = buffer_arg(&lua, buf, Arg::new("read_into", 1))?;
-                let max = size(&lua, max, Arg::new("read_into", 2), 1, Some(DEFAULT_READ_MAX))?;
-                read(&lua, &this, ReadOp::Into { buf, max }).await
-            }
-        });
-        m.add_async_method("read_exact_into", |lua, this: UserDataRef<Self>, (buf, n): (Value, Value)| {
-            let this = TcpConn::clone(&this);
-            async move {
-                let buf = buffer_arg(&lua, buf, Arg::new("read_exact_into", 1))?;
-                let n = size(&lua, n, Arg::new("read_exact_into", 2), 0, None)?;
-                read(&lua, &this, ReadOp::ExactInto { buf, n }).await
-            }
-        });
         m.add_async_method("shutdown", |lua, this: UserDataRef<Self>, how: Value| {
             let this = TcpConn::clone(&this);
             async move {
@@ -572,9 +629,9 @@ async fn starttls(lua: &Lua, conn: &TcpConn, opts: Value) -> mlua::Result<MultiV
     }
 }
 
-fn buffer_arg(lua: &Lua, v: Value, arg: Arg) -> mlua::Result<RegistryKey> {
+fn buffer_arg(lua: &Lua, v: Value, arg: Arg) -> mlua::Result<AnyUserData> {
     match v {
-        Value::UserData(ud) if ud.is::<Buffer>() => lua.create_registry_value(ud),
+        Value::UserData(ud) if ud.is::<Buffer>() => Ok(ud),
         other => Err(arg.error(lua, format!("buffer expected, got {}", other.type_name()))),
     }
 }

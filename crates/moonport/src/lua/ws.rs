@@ -128,7 +128,7 @@ async fn serve(lua: Lua, conn_ud: AnyUserData, handler: Function, opts: WsOption
         protocol: accepted.protocol,
         _budget: None,
     })?;
-    let result = handler.call_async::<()>((ws.clone(), req)).await;
+    let result = super::task::resumed(handler.call_async::<()>((ws.clone(), req))).await;
     finish(&ws, result.is_ok()).await?;
     result
 }

@@ -12,6 +12,12 @@
 //! buffer of their own and the session decrypts it into the read buffer, and
 //! every write is sealed on its way out, so everything above (line reads,
 //! relays, zero-copy buffers, timeouts) works the same on both.
+//!
+//! A read may also be driven by a caller that polls instead of awaiting (a
+//! plain call from Lua, `begin_read_by`): each call polls the read once and
+//! returns, and between calls the read waits parked (`ReadGuard::park`) for
+//! its owner, with its timeout; other readers get `Busy` meanwhile, until the
+//! owner comes back or is gone.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -19,7 +25,8 @@ use std::io;
 use std::mem;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
+use std::task::Context;
 use std::time::{Duration, Instant};
 
 use compio::BufResult;
@@ -41,6 +48,21 @@ pub struct Timeouts {
 }
 
 type PendingRead = Pin<Box<dyn Future<Output = BufResult<usize, Vec<u8>>>>>;
+
+/// A read left waiting by a caller that polls it (see the module comment).
+struct Parked {
+    /// Dead once the owner stopped waiting for good (a cancelled coroutine).
+    owner: Weak<()>,
+    /// Fires at the read timeout, counted from when the read was first parked.
+    timer: Option<Pin<Box<dyn Future<Output = ()>>>>,
+}
+
+impl Parked {
+    /// Whether a live caller other than `by` is waiting.
+    fn held_against(&self, by: Option<&Rc<()>>) -> bool {
+        self.owner.upgrade().is_some_and(|owner| by.is_none_or(|by| !Rc::ptr_eq(&owner, by)))
+    }
+}
 
 /// The smallest read: what an idle connection's parked read holds.
 const MIN_READ: usize = 2048;
@@ -144,6 +166,8 @@ pub struct Conn {
     /// Taken out by the reading coroutine for the duration of a read, so a
     /// second concurrent reader sees `Busy` instead of interleaved data.
     reader: RefCell<Option<Reader>>,
+    /// The read a polling caller is waiting for, between its polls.
+    parked: RefCell<Option<Parked>>,
     /// Writers queue on this lock so each `write` lands whole, in call order.
     writer: Mutex<()>,
     /// A staging buffer kept between writes, so copying a string for the
@@ -180,6 +204,7 @@ impl TcpConn {
         Self(Rc::new(Conn {
             stream: RefCell::new(Some(stream)),
             reader: RefCell::new(Some(Reader::new())),
+            parked: RefCell::new(None),
             writer: Mutex::new(()),
             spare: RefCell::new(Vec::new()),
             timeouts: Cell::new(Timeouts::default()),
@@ -228,9 +253,29 @@ impl Conn {
 
     /// Starts a read; the guard gives the reader back when dropped.
     pub fn begin_read(&self) -> Result<ReadGuard<'_>, NetError> {
-        let stream = self.stream()?;
-        let reader = self.reader.borrow_mut().take().ok_or(NetError::Busy)?;
         let deadline = self.timeouts.get().read.map(|d| Instant::now() + d);
+        self.take_reader(None, deadline)
+    }
+
+    /// Starts (or goes on with) a read for `owner`, a caller that polls it
+    /// once per call instead of awaiting it: the guard's waits do not time
+    /// out, `ReadGuard::park` keeps the read waiting between the polls.
+    pub fn begin_read_by(&self, owner: &Rc<()>) -> Result<ReadGuard<'_>, NetError> {
+        self.take_reader(Some(owner), None)
+    }
+
+    fn take_reader(&self, by: Option<&Rc<()>>, deadline: Option<Instant>) -> Result<ReadGuard<'_>, NetError> {
+        let stream = self.stream()?;
+        {
+            let mut parked = self.parked.borrow_mut();
+            match parked.as_ref() {
+                Some(p) if p.held_against(by) => return Err(NetError::Busy),
+                // Its owner is gone: the read (and what it brings) is the next reader's.
+                Some(p) if p.owner.strong_count() == 0 => *parked = None,
+                _ => {}
+            }
+        }
+        let reader = self.reader.borrow_mut().take().ok_or(NetError::Busy)?;
         Ok(ReadGuard { conn: self, stream, reader: Some(reader), deadline, max_chunk: self.read_chunk })
     }
 
@@ -471,6 +516,7 @@ impl Conn {
         }
         // Frees the read buffer and cancels a read parked by a timeout.
         self.reader.borrow_mut().take();
+        self.parked.borrow_mut().take();
     }
 
     pub fn peer_addr(&self) -> Result<SocketAddr, NetError> {
@@ -668,6 +714,28 @@ impl ReadGuard<'_> {
         if r.buf.is_empty() && r.pending.is_none() {
             r.buf = vec;
         }
+    }
+
+    /// After a poll of a read (`begin_read_by`) came back pending: keeps the
+    /// read waiting for `owner` until it polls again, and polls the read
+    /// timeout, which counts from the first park. `Timeout` once it passed
+    /// (the read stays in flight for the next reader, as after any timeout).
+    pub fn park(&mut self, owner: &Rc<()>, cx: &mut Context<'_>) -> Result<(), NetError> {
+        let mut parked = self.conn.parked.borrow_mut();
+        let p = parked.get_or_insert_with(|| Parked {
+            owner: Rc::downgrade(owner),
+            timer: self.conn.timeouts.get().read.map(|d| Box::pin(compio::time::sleep(d)) as Pin<Box<_>>),
+        });
+        if p.timer.as_mut().is_some_and(|t| t.as_mut().poll(cx).is_ready()) {
+            *parked = None;
+            return Err(NetError::Timeout);
+        }
+        Ok(())
+    }
+
+    /// Ends a read polled by its owner (`begin_read_by`): it is no longer parked.
+    pub fn unpark(&mut self) {
+        self.conn.parked.borrow_mut().take();
     }
 
     /// Consumes and returns everything buffered, e.g. the partial data left

@@ -63,21 +63,51 @@ T.test("timeout returns results in time, or nil, 'timeout' and cancels the wait"
   T.raises("inner failure", moonport.timeout, 1, function() error("inner failure") end)
 end)
 
-T.test("a socket read abandoned by timeout loses no bytes", function()
-  local server_side
+-- A connected pair: the client conn, the server's side of it, and `done()`,
+-- which ends the server's handler and closes both ends and the listener.
+local function conn_pair()
+  local server_side, finished
   local l = assert(moonport.tcp.listen({ host = "127.0.0.1", port = 0 }, function(conn)
     server_side = conn
-    while server_side do moonport.sleep(0.01) end
+    while not finished do moonport.sleep(0.01) end
   end))
   local c = assert(moonport.tcp.connect("127.0.0.1", l:port()))
   while not server_side do moonport.sleep(0.001) end
+  return c, server_side, function()
+    finished = true
+    c:close()
+    l:close()
+  end
+end
+
+T.test("a socket read abandoned by timeout loses no bytes", function()
+  local c, server_side, done = conn_pair()
   local v, err = moonport.timeout(0.05, function() return c:read() end)
   T.eq(v, nil); T.eq(err, "timeout")
   server_side:write("arrived later")
   T.eq(c:read_exact(13), "arrived later")
-  server_side = nil
-  c:close()
-  l:close()
+  done()
+end)
+
+T.test("a second reader gets busy while a read waits, and a cancelled read frees the connection", function()
+  local c, server_side, done = conn_pair()
+  local first = {}
+  moonport.spawn(function() first.line, first.err = c:read_line() end)
+  moonport.sleep(0.01)
+  T.eq(select(2, c:read()), "busy")
+  T.eq(select(2, c:read_exact(1)), "busy")
+  server_side:write("one\n")
+  while not first.line do moonport.sleep(0.001) end
+  T.eq(first.line, "one")
+  -- Cancelled while it waits: the next reader, in another coroutine, is not busy.
+  T.eq(select(2, moonport.timeout(0.05, function() return c:read_line() end)), "timeout")
+  local second = {}
+  moonport.spawn(function() second.data, second.err = c:read_exact(3) end)
+  moonport.sleep(0.01)
+  server_side:write("two")
+  while not (second.data or second.err) do moonport.sleep(0.001) end
+  T.eq(second.data, "two")
+  done()
 end)
 
 T.done()
