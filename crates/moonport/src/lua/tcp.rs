@@ -270,13 +270,15 @@ pub(super) async fn read(lua: &Lua, conn: &TcpConn, op: ReadOp) -> mlua::Result<
 const READ: &str = r#"
 local yield, pending = ...
 return function(try)
+  -- Passes the results on as they are (their count too): `false` alone
+  -- means the read is parked and the coroutine waits for it.
+  local function finish(self, a, b, r, ...)
+    if r ~= false then return r, ... end
+    yield(pending)
+    return finish(self, a, b, try(self, a, b))
+  end
   return function(self, a, b)
-    local r, err, partial = try(self, a, b)
-    while r == false do
-      yield(pending)
-      r, err, partial = try(self, a, b)
-    end
-    return r, err, partial
+    return finish(self, a, b, try(self, a, b))
   end
 end
 "#;
@@ -421,10 +423,13 @@ impl Outgoing {
 /// a plain one neither.
 const WRITE: &str = r#"
 local try_write, wait_write = ...
+-- `false, sent`: the rest must wait; other results are passed on as they are.
+local function finish(self, data, n, ...)
+  if n == false then return wait_write(self, data, ...) end
+  return n, ...
+end
 return function(self, data)
-  local n, sent = try_write(self, data)
-  if n == false then return wait_write(self, data, sent) end
-  return n, sent
+  return finish(self, data, try_write(self, data))
 end
 "#;
 

@@ -110,4 +110,19 @@ T.test("a second reader gets busy while a read waits, and a cancelled read frees
   done()
 end)
 
+T.test("reads and writes return as many values as the docs say", function()
+  local c, server_side, done = conn_pair()
+  local n = function(...) return select("#", ...) end
+  -- Buffered, and waited for: the wrappers pass results on unpadded.
+  T.eq(n(server_side:write("one\ntwo\n")), 1)
+  T.eq(n(c:read_line()), 1)
+  T.eq(n(c:read_line()), 1)
+  moonport.spawn(function() moonport.sleep(0.01); server_side:write("xyz") end)
+  T.eq(n(c:read_exact(3)), 1)
+  T.eq(n(c:write("x")), 1)
+  c:set_timeouts(nil, nil, 0.01)
+  T.eq(select(2, c:read_line()), "timeout")
+  done()
+end)
+
 T.done()
