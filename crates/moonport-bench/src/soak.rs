@@ -25,7 +25,8 @@
 //!   client leaves: the handler and its half-closed connection stay until
 //!   the reload after next drains their generation and cancels them.
 //!
-//! Every answer is checked; a wrong one, a failed connection or a cycle
+//! `--skip KIND,...` leaves kinds out (echo cycles take their turns). Every
+//! answer is checked; a wrong one, a failed connection or a cycle
 //! longer than [`CYCLE_TIMEOUT`] counts as an error by kind. Closing is as in
 //! `connect`: half-close, then wait for the server's close, so every cycle
 //! ends only once the server has let the connection go. Loopback-only, and
@@ -57,7 +58,7 @@ const BACKOFF: Duration = Duration::from_millis(10);
 const MAX_LINE: usize = 64 * 1024;
 
 /// What one cycle does.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
 enum Kind {
     Echo,
     Error,
@@ -89,6 +90,10 @@ pub struct SoakArgs {
     /// Cycles in progress at most (tasks).
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
+    /// Kinds of cycle left out of the mix (comma-separated: echo cycles take
+    /// their turns), to find which part of it makes something grow.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    skip: Vec<Kind>,
     /// Print running totals to stderr every this many seconds (0: never).
     #[arg(long, default_value_t = 0.0)]
     progress: f64,
@@ -156,6 +161,8 @@ struct Plan {
     /// Seconds between cycle starts.
     interval: f64,
     tasks: u64,
+    /// The kinds of cycle left out (echo instead).
+    skip: &'static [Kind],
     totals: &'static Totals,
 }
 
@@ -174,7 +181,8 @@ pub fn run(args: SoakArgs) -> Result<ExitCode, String> {
     let totals: &'static Totals = Box::leak(Box::default());
     let start = Instant::now();
     let window = Window::new(start, warmup, duration);
-    let plan = Plan { addr, start, interval: 1.0 / args.rate, tasks: args.concurrency as u64, totals };
+    let skip = Vec::leak(args.skip);
+    let plan = Plan { addr, start, interval: 1.0 / args.rate, tasks: args.concurrency as u64, skip, totals };
 
     let mut handles = Vec::with_capacity(threads);
     for t in 0..threads {
@@ -286,7 +294,10 @@ async fn churn(plan: Plan, id: u64, window: Window, shared: &Shared) {
             compio::time::sleep(wait).await;
         }
         let counting = due >= window.warm_end;
-        let kind = KINDS[(k % KINDS.len() as u64) as usize];
+        let kind = match KINDS[(k % KINDS.len() as u64) as usize] {
+            kind if plan.skip.contains(&kind) => Kind::Echo,
+            kind => kind,
+        };
         let res = compio::time::timeout(CYCLE_TIMEOUT, cycle(plan, kind, k, counting)).await;
         k += plan.tasks;
         let failure = match res {
