@@ -67,8 +67,11 @@ fn script_and_engine_metrics_add_up_over_two_workers() {
             bytes += line.len() + 1;
         }
     }
+    // A handler's coroutine ends a moment after its connection is closed.
     let after = scrape_until(admin, |s| {
-        over_workers(s, "moonport_tcp_connections_open").0 == 0.0 && s.get("test_sessions") == Some(&0.0)
+        over_workers(s, "moonport_tcp_connections_open").0 == 0.0
+            && over_workers(s, "moonport_coroutines").0 == 0.0
+            && s.get("test_sessions") == Some(&0.0)
     });
     let show = format!("{after:#?}");
     assert_eq!(after.get("test_messages_total{kind=\"text\"}"), Some(&60.0), "{show}");
