@@ -207,11 +207,14 @@ fn a_slow_viewer_skips_to_the_latest_frame_and_holds_no_one_back() {
     };
     // Asked for, a keyframe brings the whole current picture.
     let key = slow.keyframe();
-    drop(noise);
+    // The fast viewer stops while the screen still changes: a frame is on its
+    // way to end its last read (with the noise gone first, it could wait for
+    // one that never comes).
     stop.store(true, Ordering::Relaxed);
     let Ok((frames, gaps)) = fast.join() else {
         panic!("the fast viewer failed; server log:\n{}", server.log());
     };
+    drop(noise);
     println!(
         "slow viewer: {received} frames after its pause, then a jump from {} to {}, keyframe at {} ({} tiles); \
          fast viewer: {frames} frames ({} MB), {gaps} gaps",
