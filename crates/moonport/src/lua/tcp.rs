@@ -17,7 +17,7 @@ use super::buffer::Bytes;
 use super::{spawn, worker};
 use crate::buf::Buffer;
 use crate::engine::{self, OnConn};
-use crate::net::{self, NetError, ReadGuard, TcpConn, Timeouts};
+use crate::net::{self, BULK_READ, NetError, ReadGuard, TcpConn, Timeouts};
 use crate::platform::ListenOptions;
 
 /// Bytes one read asks the kernel for, per connection (`read_buffer` option).
@@ -338,7 +338,10 @@ async fn read_with(lua: &Lua, conn: &TcpConn, guard: &mut ReadGuard<'_>, op: &Re
     let result = match op {
         ReadOp::Into { buf, max } => return read_into(lua, conn, guard, buf, *max, false).await,
         ReadOp::ExactInto { buf, n } => return read_into(lua, conn, guard, buf, *n, true).await,
-        ReadOp::Some(max) => guard.read(*max).await,
+        ReadOp::Some(max) => {
+            guard.reads_up_to((*max).min(BULK_READ));
+            guard.read(*max).await
+        }
         ReadOp::Exact(n) => guard.read_exact(*n).await,
         ReadOp::Until { delim, max, line } => {
             let what = if *line { "line too long" } else { "too long" };
@@ -385,6 +388,9 @@ async fn read_into(
     let want = if exact { max } else { max.min(room) };
     if want > room || (room == 0 && max > 0) {
         return (Value::Nil, "buffer full").into_lua_multi(lua);
+    }
+    if !exact {
+        guard.reads_up_to(want.min(BULK_READ));
     }
     let n = match guard.peek(if exact { want } else { 1 }).await {
         Ok(bytes) => {

@@ -20,5 +20,5 @@ pub use options::{OptKind, OptValue, SockOpt};
 pub(crate) use relay::idle_watch;
 pub use relay::{RelayEnd, RelayOptions, RelayOutcome, pipe, relay};
 pub use socket::{Socket, SocketKind};
-pub use tcp::{ReadGuard, TcpConn, Timeouts, connect, dial};
+pub use tcp::{BULK_READ, ReadGuard, TcpConn, Timeouts, connect, dial};
 pub use udp::{Datagram, MAX_DATAGRAM, Receives, UdpSock};

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use compio::buf::{IntoInner, IoBuf};
 use futures_util::future::{Either, select};
 
+use super::tcp::BULK_READ;
 use super::{NetError, TcpConn};
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -58,16 +59,10 @@ struct Progress {
     max_bytes: Option<u64>,
 }
 
-/// The most a relay reads at once when the connection's `read_buffer` is
-/// smaller: at the default 16 KiB a relay makes four times the reads and
-/// writes, and moved about half the bytes per second that 64 KiB reads do
-/// (docs/benchmarks.md).
-const RELAY_READ: usize = 64 * 1024;
-
 /// Pumps `src` → `dst` until end of stream (then half-closes `dst`).
 async fn pump(src: &TcpConn, dst: &TcpConn, moved: &Cell<u64>, progress: &Progress) -> Result<(), RelayEnd> {
     let mut guard = src.begin_read().map_err(RelayEnd::Error)?;
-    guard.reads_up_to(RELAY_READ);
+    guard.reads_up_to(BULK_READ);
     let _sending = dst.lock_writer().await;
     loop {
         match guard.peek(1).await {

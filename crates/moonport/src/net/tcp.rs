@@ -67,6 +67,12 @@ impl Parked {
 /// The smallest read: what an idle connection's parked read holds.
 const MIN_READ: usize = 2048;
 
+/// The most a bulk reader (a relay, a `conn:read(n)` asking for more) lets
+/// reads grow to when the connection's `read_buffer` is smaller: at the
+/// default 16 KiB a relay makes four times the reads and writes, and moved
+/// about half the bytes per second that 64 KiB reads do (docs/benchmarks.md).
+pub const BULK_READ: usize = 64 * 1024;
+
 /// Received bytes not yet handed to the script.
 struct Reader {
     /// Bytes `pos..len` are unconsumed; the spare capacity receives the next read.
@@ -107,7 +113,11 @@ impl Reader {
             self.compact();
             &mut self.buf
         };
-        if buf.capacity() - buf.len() < self.chunk / 2 {
+        // A buffer smaller than the chunk grows to it (asking for its spare
+        // half, as this did before, halved every read of a busy stream); one
+        // holding leftover bytes grows only when less than half a chunk is
+        // left after them.
+        if buf.capacity() < self.chunk || buf.capacity() - buf.len() < self.chunk / 2 {
             buf.reserve(self.chunk);
         }
         self.asked = buf.capacity() - buf.len();
@@ -792,4 +802,44 @@ pub async fn dial(
         conn.start_tls(session, deadline).await?;
     }
     Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Grows a reader's chunk the way a stream of full reads does.
+    fn grown_to(max_chunk: usize) -> Reader {
+        let mut r = Reader::new();
+        while r.chunk < max_chunk {
+            let buf = r.take_for_read(false).expect("not at eof");
+            r.buf = buf;
+            let asked = r.asked;
+            r.adapt(asked, max_chunk);
+        }
+        r
+    }
+
+    #[test]
+    fn a_busy_stream_reads_whole_chunks() {
+        let mut r = grown_to(BULK_READ);
+        assert_eq!(r.chunk, BULK_READ);
+        // An empty buffer smaller than the chunk grows to it: asking for
+        // only its spare half would halve every read from here on.
+        let buf = r.take_for_read(false).expect("not at eof");
+        assert!(r.asked >= BULK_READ, "asked for {} of a {} chunk", r.asked, BULK_READ);
+        r.buf = buf;
+    }
+
+    #[test]
+    fn mostly_empty_reads_shrink_the_chunk_and_free_the_buffer() {
+        let mut r = grown_to(BULK_READ);
+        for _ in 0..8 {
+            r.buf = r.take_for_read(false).expect("not at eof");
+            r.adapt(10, BULK_READ);
+        }
+        assert_eq!(r.chunk, MIN_READ);
+        r.buf = r.take_for_read(false).expect("not at eof");
+        assert!(r.buf.capacity() <= 2 * MIN_READ, "an idle read holds {} bytes", r.buf.capacity());
+    }
 }
