@@ -30,8 +30,10 @@ use std::task::Context;
 use std::time::{Duration, Instant};
 
 use compio::BufResult;
-use compio::buf::IoBuf;
-use compio::io::{AsyncReadExt, AsyncWrite};
+use compio::buf::{IntoInner, IoBuf, Uninit};
+use compio::driver::{SharedFd, ToSharedFd};
+use compio::driver::op::{BufResultExt, Recv};
+use compio::io::AsyncWrite;
 use compio::net::TcpStream;
 use futures_util::lock::Mutex;
 
@@ -47,7 +49,11 @@ pub struct Timeouts {
     pub read: Option<Duration>,
 }
 
-type PendingRead = Pin<Box<dyn Future<Output = BufResult<usize, Vec<u8>>>>>;
+/// A socket read in flight: compio's operation future itself, boxed once
+/// per read. (The `AsyncReadExt` futures around it were over 400 bytes: the
+/// first thing touched when the read completes, and at thousands of
+/// connections a cache miss each time.)
+type PendingRead = Pin<Box<dyn Future<Output = BufResult<usize, Recv<Uninit<Vec<u8>>, SharedFd<socket2::Socket>>>>>>;
 
 /// A read left waiting by a caller that polls it (see the module comment).
 struct Parked {
@@ -602,18 +608,19 @@ impl ReadGuard<'_> {
         let chunk = self.max_chunk;
         let deadline = self.deadline;
         let tls = self.conn.tls.borrow().is_some();
-        let mut stream = self.stream.clone();
-        let r = self.reader();
+        let r = self.reader.as_mut().expect("reader present until drop");
         if r.pending.is_none() {
             let buf = r.take_for_read(tls)?;
-            r.pending = Some(Box::pin(async move { stream.append(buf).await }));
+            let op = Recv::new(self.stream.to_shared_fd(), buf.uninit());
+            r.pending = Some(Box::pin(compio::runtime::submit(op)));
         }
         let Some(pending) = r.pending.as_mut() else { unreachable!("a read was just parked") };
-        let BufResult(res, buf) = match deadline {
+        let done = match deadline {
             None => pending.await,
             Some(at) => compio::time::timeout_at(at, pending).await.map_err(|_| NetError::Timeout)?,
         };
         r.pending = None;
+        let BufResult(res, buf) = done.into_inner().map_advanced().map_buffer(Uninit::into_inner);
         // Checked again: a read parked before `start_tls` brings ciphertext too.
         let tls = self.conn.tls.borrow().is_some();
         let r = self.reader();
