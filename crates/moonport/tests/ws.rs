@@ -68,6 +68,29 @@ fn echoes_and_shows_the_request() {
 }
 
 #[test]
+fn frames_stay_whole_when_sends_wait() {
+    let srv = server();
+    let mut ws = client(srv.addr(), "/", &[]);
+    ws.send(Message::text("flood")).unwrap();
+    // Not reading yet: the server's sends fill the socket buffers and wait.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut next = [1u32, 1u32];
+    loop {
+        let msg = text(&mut ws);
+        if msg == "flooded" {
+            break;
+        }
+        let mut parts = msg.splitn(3, ' ');
+        let (tag, i, pad) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap_or(""));
+        let k = usize::from(tag == "b");
+        assert_eq!(i.parse::<u32>().unwrap(), next[k], "{tag}'s messages in order");
+        assert_eq!(pad.len(), 1000, "message {tag} {i} whole");
+        next[k] += 1;
+    }
+    assert_eq!(next, [3001, 3001]);
+}
+
+#[test]
 fn the_server_closes_with_code_and_reason() {
     let srv = server();
     let mut ws = client(srv.addr(), "/", &[]);

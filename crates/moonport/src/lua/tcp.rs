@@ -426,8 +426,8 @@ impl Outgoing {
 /// (`try_write`: no operation, no wait, no copy; most writes end there) and
 /// only otherwise waits for the rest (`wait_write`, queued behind other
 /// writers). An asynchronous call costs a future and a userdata each time,
-/// a plain one neither.
-const WRITE: &str = r#"
+/// a plain one neither. `ws:send_text` / `send_binary` are made the same way.
+pub(super) const WRITE: &str = r#"
 local try_write, wait_write = ...
 -- `false, sent`: the rest must wait; other results are passed on as they are.
 local function finish(self, data, n, ...)

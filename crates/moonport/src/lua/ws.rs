@@ -304,7 +304,60 @@ async fn send(lua: Lua, this: UserDataRef<Ws>, kind: Kind, data: Value, func: &s
     }
 }
 
+/// `ws:send_text` / `ws:send_binary`: like `conn:write` (`super::tcp::WRITE`),
+/// a Lua function that first makes a plain call handing the whole frame to
+/// the socket (`Session::plain_frame`, `TcpConn::try_write`), and only when
+/// that could not send all of it waits in an asynchronous call for the rest,
+/// or for the whole message when it needs `Session::send` (compression, a
+/// client's masking, a large buffer).
+struct SendMethod(Kind, &'static str);
+
+impl mlua::IntoLua for SendMethod {
+    fn into_lua(self, lua: &Lua) -> mlua::Result<Value> {
+        let SendMethod(kind, func) = self;
+        let try_send = lua.create_function(move |lua, (this, data): (UserDataRef<Ws>, Value)| {
+            let data = Bytes::from_lua(lua, data, Arg::new(func, 1))?;
+            let frame = match data.with(|bytes| this.session.plain_frame(kind, bytes)) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return (false, 0).into_lua_multi(lua),
+                Err(e) => return fail(lua, e),
+            };
+            let conn: UserDataRef<TcpConn> = this.conn.borrow()?;
+            match conn.try_write(&frame) {
+                Ok(n) if n == frame.len() => data.with(<[u8]>::len).into_lua_multi(lua),
+                Ok(n) => (false, n).into_lua_multi(lua),
+                Err(e) => fail(lua, e.into()),
+            }
+        })?;
+        let wait_send =
+            lua.create_async_function(move |lua, (this, data, sent): (UserDataRef<Ws>, Value, usize)| async move {
+                if sent == 0 {
+                    return send(lua, this, kind, data, func).await;
+                }
+                // Part of the frame went out: the rest follows before any other writer's bytes.
+                let data = Bytes::from_lua(&lua, data, Arg::new(func, 1))?;
+                let len = data.with(<[u8]>::len);
+                let frame = match data.with(|bytes| this.session.plain_frame(kind, bytes)) {
+                    Ok(Some(frame)) => frame,
+                    Ok(None) => return fail(&lua, crate::net::NetError::Closed.into()),
+                    Err(e) => return fail(&lua, e),
+                };
+                let conn = TcpConn::clone(&*this.conn.borrow::<TcpConn>()?);
+                match conn.write_staged(conn.stage(&frame[sent..])).await {
+                    Ok(_) => len.into_lua_multi(&lua),
+                    Err(e) => fail(&lua, e.into()),
+                }
+            })?;
+        lua.load(super::tcp::WRITE).set_name(super::INTERNAL_CHUNK).call((try_send, wait_send))
+    }
+}
+
 impl UserData for Ws {
+    fn add_fields<F: mlua::UserDataFields<Self>>(f: &mut F) {
+        f.add_field("send_text", SendMethod(Kind::Text, "send_text"));
+        f.add_field("send_binary", SendMethod(Kind::Binary, "send_binary"));
+    }
+
     fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
         m.add_async_method("recv", |lua, this: UserDataRef<Self>, ()| async move {
             let conn: UserDataRef<TcpConn> = this.conn.borrow()?;
@@ -332,12 +385,6 @@ impl UserData for Ws {
                 }
                 Err(e) => fail(&lua, e),
             }
-        });
-        m.add_async_method("send_text", |lua, this: UserDataRef<Self>, data: Value| async move {
-            send(lua, this, Kind::Text, data, "send_text").await
-        });
-        m.add_async_method("send_binary", |lua, this: UserDataRef<Self>, data: Value| async move {
-            send(lua, this, Kind::Binary, data, "send_binary").await
         });
         m.add_async_method("ping", |lua, this: UserDataRef<Self>, data: Value| async move {
             let data = args::opt_bytes(&lua, data, Arg::new("ping", 1))?;

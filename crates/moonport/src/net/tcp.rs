@@ -31,8 +31,8 @@ use std::time::{Duration, Instant};
 
 use compio::BufResult;
 use compio::buf::{IntoInner, IoBuf, Uninit};
-use compio::driver::{SharedFd, ToSharedFd};
 use compio::driver::op::{BufResultExt, Recv};
+use compio::driver::{SharedFd, ToSharedFd};
 use compio::io::AsyncWrite;
 use compio::net::TcpStream;
 use futures_util::lock::Mutex;

@@ -46,6 +46,22 @@ moonport.ws.listen({
       ws:send_text("pinged")
     elseif data:sub(1, 4) == "pub " then
       moonport.room("r"):publish(moonport.buffer.from(data:sub(5)))
+    elseif data == "flood" then
+      -- Two coroutines send at once, more than the socket buffers hold, so
+      -- sends are cut short and wait: every frame must still arrive whole.
+      local done = moonport.channel(2)
+      for _, tag in ipairs({ "a", "b" }) do
+        moonport.spawn(function()
+          for i = 1, 3000 do
+            assert(ws:send_text(string.format("%s %d %s", tag, i, string.rep("x", 1000))))
+            if i % 50 == 0 then moonport.sleep(0) end -- the two take turns
+          end
+          done:send(tag)
+        end)
+      end
+      done:recv()
+      done:recv()
+      ws:send_text("flooded")
     elseif data == "return" then
       return
     elseif kind == "text" then

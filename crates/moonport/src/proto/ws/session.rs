@@ -22,6 +22,10 @@ use crate::net::{NetError, TcpConn};
 /// connection anyway.
 const CLOSE_WAIT: Duration = Duration::from_secs(3);
 
+/// The largest message `plain_frame` copies into a frame of its own; above
+/// it one more copy would cost more than the wait it saves.
+const PLAIN_FRAME: usize = 16 * 1024;
+
 /// What `recv` returns.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Received {
@@ -184,6 +188,28 @@ impl Session {
                 })
             }
         }
+    }
+
+    /// The frame `send` would write for `data`, built before sending so a
+    /// caller can hand it to the socket without waiting (`TcpConn::try_write`):
+    /// for a server's uncompressed messages up to `PLAIN_FRAME` bytes. `None`
+    /// for the rest, which go through `send`: a client masks every frame with
+    /// a fresh key, compression carries state from message to message, and a
+    /// large buffer is sent without copying it into a frame.
+    pub fn plain_frame(&self, kind: Kind, data: &[u8]) -> Result<Option<Vec<u8>>, WsError> {
+        if self.is_closing() {
+            return Err(NetError::Closed.into());
+        }
+        if self.role == Role::Client || self.deflater.is_some() || data.len() > PLAIN_FRAME {
+            return Ok(None);
+        }
+        let opcode = if kind == Kind::Text { frame::TEXT } else { frame::BINARY };
+        let mut head = [0u8; MAX_HEADER];
+        let n = frame::encode_header(opcode, None, data.len(), &mut head);
+        let mut out = Vec::with_capacity(n + data.len());
+        out.extend_from_slice(&head[..n]);
+        out.extend_from_slice(data);
+        Ok(Some(out))
     }
 
     pub async fn ping(&self, conn: &TcpConn, data: &[u8]) -> Result<usize, WsError> {
