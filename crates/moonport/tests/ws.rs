@@ -91,6 +91,22 @@ fn frames_stay_whole_when_sends_wait() {
 }
 
 #[test]
+fn a_receive_that_times_out_goes_on_where_it_stopped() {
+    let srv = server();
+    let mut raw = Raw::upgrade(srv.addr());
+    raw.frame(true, 1, b"slow", true);
+    assert_eq!(raw.read_frame(), (1, b"slow".to_vec()));
+    // Half a frame, then nothing for longer than the 0.2 s read timeout.
+    let mut frame = vec![0x81, 0x80 | 5];
+    frame.extend(KEY);
+    frame.extend(b"hello".iter().enumerate().map(|(i, b)| b ^ KEY[i % 4]));
+    raw.s.write_all(&frame[..5]).unwrap();
+    assert_eq!(raw.read_frame(), (1, b"timed out".to_vec()));
+    raw.s.write_all(&frame[5..]).unwrap();
+    assert_eq!(raw.read_frame(), (1, b"hello".to_vec()));
+}
+
+#[test]
 fn the_server_closes_with_code_and_reason() {
     let srv = server();
     let mut ws = client(srv.addr(), "/", &[]);

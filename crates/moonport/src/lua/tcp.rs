@@ -263,16 +263,21 @@ pub(super) async fn read(lua: &Lua, conn: &TcpConn, op: ReadOp) -> mlua::Result<
     }
 }
 
-/// The conn's read methods: a Lua function around each plain call (see
-/// `try_read`) that yields while the call says the read must wait, the way
-/// mlua's asynchronous calls wait, then calls it again. An asynchronous
-/// call costs a future and a userdata each time, a plain one neither.
+/// The conn's read methods (and `ws:recv`): a Lua function around each
+/// plain call (see `try_read`) that yields while the call says the read must
+/// wait, the way mlua's asynchronous calls wait, then calls it again. An
+/// asynchronous call costs a future and a userdata each time, a plain one
+/// neither. A plain call that finds work it cannot finish without waiting
+/// in the middle (`ws:recv` answering a ping) says so, and the method then
+/// makes the asynchronous call `wait`.
 const READ: &str = r#"
 local yield, pending = ...
-return function(try)
+return function(try, wait)
   -- Passes the results on as they are (their count too): `false` alone
-  -- means the read is parked and the coroutine waits for it.
+  -- means the read is parked and the coroutine waits for it, `true` alone
+  -- that `wait` must finish it.
   local function finish(self, a, b, r, ...)
+    if r == true then return wait(self, a, b) end
     if r ~= false then return r, ... end
     yield(pending)
     return finish(self, a, b, try(self, a, b))
@@ -282,6 +287,15 @@ return function(try)
   end
 end
 "#;
+
+/// A method made of the plain call `try` and, for what it leaves, the
+/// asynchronous `wait` (see `READ`).
+pub(super) fn polled_method(lua: &Lua, try_call: Function, wait: Option<Function>) -> mlua::Result<Value> {
+    let coroutine: Table = lua.globals().get("coroutine")?;
+    let yield_: Function = coroutine.get("yield")?;
+    let make: Function = lua.load(READ).set_name(super::INTERNAL_CHUNK).call((yield_, Lua::poll_pending()))?;
+    make.call((try_call, wait))
+}
 
 /// The plain call behind one read method: arguments to what it reads.
 type ReadArgs = fn(&Lua, Value, Value) -> mlua::Result<ReadOp>;
@@ -296,10 +310,7 @@ impl mlua::IntoLua for ReadMethod {
             let op = args(lua, a, b)?;
             try_read(lua, &this, &op)
         })?;
-        let coroutine: Table = lua.globals().get("coroutine")?;
-        let yield_: Function = coroutine.get("yield")?;
-        let make: Function = lua.load(READ).set_name(super::INTERNAL_CHUNK).call((yield_, Lua::poll_pending()))?;
-        make.call(try_read)
+        polled_method(lua, try_read, None)
     }
 }
 

@@ -8,7 +8,9 @@
 //! `connect` opens a client session with the same object, and `bridge` pumps
 //! a session to and from a TCP connection natively (websockify's job).
 
-use std::pin::pin;
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::{Pin, pin};
 
 use futures_util::future::{Either, select};
 use mlua::{
@@ -23,7 +25,7 @@ use crate::proto::http::response::{Data, State};
 use crate::proto::http::{client, server};
 use crate::proto::ws::bridge::{BridgeEnd, BridgeOptions};
 use crate::proto::ws::session::Payload;
-use crate::proto::ws::{Kind, Received, Role, Session, WsError, code, handshake};
+use crate::proto::ws::{Event, Kind, Received, Role, Session, WsError, code, handshake};
 use crate::room::Subscription;
 
 /// Largest message accepted unless `max_message` says otherwise.
@@ -127,6 +129,7 @@ async fn serve(lua: Lua, conn_ud: AnyUserData, handler: Function, opts: WsOption
         session: server_session(&opts, accepted.deflate),
         protocol: accepted.protocol,
         _budget: None,
+        shutdown: RefCell::new(None),
     })?;
     let result = super::task::resumed(handler.call_async::<()>((ws.clone(), req))).await;
     finish(&ws, result.is_ok()).await?;
@@ -187,6 +190,7 @@ async fn upgrade(lua: Lua, (_req, res, opts): (Value, Value, Value)) -> mlua::Re
         session: server_session(&opts, accepted.deflate),
         protocol: accepted.protocol,
         _budget: Some(budget),
+        shutdown: RefCell::new(None),
     })?;
     *res.ws.borrow_mut() = Some(ws.clone());
     ws.into_lua_multi(&lua)
@@ -247,6 +251,7 @@ async fn connect(lua: Lua, (url, opts): (Value, Value)) -> mlua::Result<MultiVal
         session: Session::new(Role::Client, opts.max_message),
         protocol,
         _budget: None,
+        shutdown: RefCell::new(None),
     };
     lua.create_userdata(ws)?.into_lua_multi(&lua)
 }
@@ -278,6 +283,9 @@ struct Ws {
     /// For `ws.upgrade`: the session's share of the worker's coroutine budget
     /// (`ws.listen` holds it for the whole connection instead).
     _budget: Option<super::task::Reserved>,
+    /// Wakes a `recv` waiting in a plain call when the server shuts down
+    /// (made at its first wait).
+    shutdown: RefCell<Option<Pin<Box<dyn Future<Output = ()>>>>>,
 }
 
 /// What a WebSocket session counts for against `--max-coroutines`, beyond its
@@ -352,14 +360,16 @@ impl mlua::IntoLua for SendMethod {
     }
 }
 
-impl UserData for Ws {
-    fn add_fields<F: mlua::UserDataFields<Self>>(f: &mut F) {
-        f.add_field("send_text", SendMethod(Kind::Text, "send_text"));
-        f.add_field("send_binary", SendMethod(Kind::Binary, "send_binary"));
-    }
+/// `ws:recv`: a plain call polls the session for its next event (`try_recv`)
+/// and returns a data message, or leaves the coroutine waiting for more bytes
+/// the way `conn:read` does; pings, closes, rule breaks and a server
+/// shutting down go to the asynchronous `wait_recv`, which answers them.
+struct RecvMethod;
 
-    fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
-        m.add_async_method("recv", |lua, this: UserDataRef<Self>, ()| async move {
+impl mlua::IntoLua for RecvMethod {
+    fn into_lua(self, lua: &Lua) -> mlua::Result<Value> {
+        let try_recv = lua.create_function(|lua, this: UserDataRef<Ws>| try_recv(lua, &this))?;
+        let wait_recv = lua.create_async_function(|lua, this: UserDataRef<Ws>| async move {
             let conn: UserDataRef<TcpConn> = this.conn.borrow()?;
             let engine = super::worker(&lua)?.engine.clone();
             // A server shutting down tells its peers (1001) instead of letting
@@ -374,10 +384,7 @@ impl UserData for Ws {
                 }
             };
             match received {
-                Ok(Received::Message(kind, data)) => {
-                    let kind = if kind == Kind::Text { "text" } else { "binary" };
-                    (lua.create_string(data)?, kind).into_lua_multi(&lua)
-                }
+                Ok(Received::Message(kind, data)) => message(&lua, kind, &data),
                 // 1005: "no status received", as browsers report it.
                 Ok(Received::Close(reason)) => {
                     let (code, reason) = reason.unwrap_or((1005, String::new()));
@@ -385,7 +392,75 @@ impl UserData for Ws {
                 }
                 Err(e) => fail(&lua, e),
             }
-        });
+        })?;
+        super::tcp::polled_method(lua, try_recv, Some(wait_recv))
+    }
+}
+
+/// A data message as `ws:recv` returns it: the bytes and their kind.
+fn message(lua: &Lua, kind: Kind, data: &[u8]) -> mlua::Result<MultiValue> {
+    let kind = if kind == Kind::Text { "text" } else { "binary" };
+    (lua.create_string(data)?, kind).into_lua_multi(lua)
+}
+
+/// One poll of `ws:recv` (see `RecvMethod`): the message, `false` when the
+/// coroutine must wait for bytes (the read is parked with its waker, and the
+/// session listens for the server's shutdown), `true` when `wait_recv` must
+/// finish the call.
+fn try_recv(lua: &Lua, this: &Ws) -> mlua::Result<MultiValue> {
+    let ctx = super::worker(lua)?;
+    let conn: UserDataRef<TcpConn> = this.conn.borrow()?;
+    super::task::with_current(|current| {
+        let Some(current) = current else { return true.into_lua_multi(lua) };
+        let mut guard = match conn.begin_read_by(&current.owner) {
+            Ok(guard) => guard,
+            Err(e) => return fail(lua, e.into()),
+        };
+        if this.session.is_closing() || ctx.engine.shutdown.is_fired() {
+            // The read this call may have parked is `wait_recv`'s now.
+            guard.unpark();
+            return true.into_lua_multi(lua);
+        }
+        let mut cx = std::task::Context::from_waker(&current.waker);
+        let polled = pin!(this.session.next_event(&conn, &mut guard)).poll(&mut cx);
+        let found = match polled {
+            std::task::Poll::Ready(found) => found,
+            std::task::Poll::Pending => {
+                if let Err(e) = guard.park(&current.owner, &mut cx) {
+                    return fail(lua, e.into());
+                }
+                let mut shutdown = this.shutdown.borrow_mut();
+                let engine = ctx.engine.clone();
+                let shutdown = shutdown.get_or_insert_with(|| Box::pin(async move { engine.shutdown.wait().await }));
+                if shutdown.as_mut().poll(&mut cx).is_pending() {
+                    return false.into_lua_multi(lua);
+                }
+                // Fired meanwhile: `wait_recv` says goodbye.
+                guard.unpark();
+                return true.into_lua_multi(lua);
+            }
+        };
+        guard.unpark();
+        match found {
+            Ok(Ok(Event::Message(kind, data))) => message(lua, kind, &data),
+            Ok(found) => {
+                drop(guard);
+                this.session.leave(found);
+                true.into_lua_multi(lua)
+            }
+            Err(e) => fail(lua, e),
+        }
+    })
+}
+
+impl UserData for Ws {
+    fn add_fields<F: mlua::UserDataFields<Self>>(f: &mut F) {
+        f.add_field("recv", RecvMethod);
+        f.add_field("send_text", SendMethod(Kind::Text, "send_text"));
+        f.add_field("send_binary", SendMethod(Kind::Binary, "send_binary"));
+    }
+
+    fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
         m.add_async_method("ping", |lua, this: UserDataRef<Self>, data: Value| async move {
             let data = args::opt_bytes(&lua, data, Arg::new("ping", 1))?;
             let data = data.as_ref().map(|d| d.as_bytes().to_vec()).unwrap_or_default();

@@ -22,7 +22,10 @@ moonport.ws.listen({
   end
   while true do
     local data, kind, code = ws:recv()
-    if not data then
+    if kind == "timeout" then
+      -- Not fatal: the next recv goes on where this one stopped.
+      ws:send_text("timed out")
+    elseif not data then
       print("recv error: " .. kind)
       return
     end
@@ -30,7 +33,8 @@ moonport.ws.listen({
       print("closed by peer: " .. code .. " " .. data)
       return
     end
-    if data == "whoami" then
+    if not data then -- timed out, answered above
+    elseif data == "whoami" then
       ws:send_text(table.concat({ req.method, req.path, req.query or "-", req.headers["X-Test"] or "-",
         ws:protocol() or "-" }, " "))
     elseif data == "bye" then
@@ -62,6 +66,9 @@ moonport.ws.listen({
       done:recv()
       done:recv()
       ws:send_text("flooded")
+    elseif data == "slow" then
+      ws:set_timeouts(nil, 0.2)
+      ws:send_text("slow")
     elseif data == "return" then
       return
     elseif kind == "text" then

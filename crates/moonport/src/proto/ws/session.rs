@@ -16,7 +16,7 @@ use super::deflate::{Deflater, Params};
 use super::frame::{self, MAX_HEADER};
 use super::message::{Decoder, Event, Kind, Role, Step};
 use crate::buf::Chunk;
-use crate::net::{NetError, TcpConn};
+use crate::net::{NetError, ReadGuard, TcpConn};
 
 /// How long `close` waits for the peer's close frame before dropping the
 /// connection anyway.
@@ -73,7 +73,13 @@ pub struct Session {
     /// Set when permessage-deflate was negotiated: data messages go out
     /// compressed.
     deflater: Option<RefCell<Deflater>>,
+    /// What a caller polling `next_event` found and left for `recv` to
+    /// finish (a control frame to answer, a rule break to close with).
+    found: RefCell<Option<Found>>,
 }
+
+/// One thing `next_event` finds in the stream.
+pub type Found = Result<Event, Violation>;
 
 impl Session {
     pub fn new(role: Role, max_message: usize) -> Self {
@@ -83,6 +89,7 @@ impl Session {
             close_sent: Cell::new(false),
             close_received: Cell::new(false),
             deflater: None,
+            found: RefCell::new(None),
         }
     }
 
@@ -102,42 +109,25 @@ impl Session {
     /// Waits for the next message. Pings are answered and pongs dropped on
     /// the way; a close frame is answered and ends the session.
     pub async fn recv(&self, conn: &TcpConn) -> Result<Received, WsError> {
-        if self.close_received.get() {
+        let mut found = self.found.take();
+        if self.close_received.get() && found.is_none() {
             return Err(NetError::Closed.into());
         }
         let mut guard = conn.begin_read()?;
-        let mut need = 1;
         loop {
-            let decoded = match guard.peek(need).await {
-                Ok(input) => self.decoder.borrow_mut().decode(input),
-                // A peer gone without a close frame ends the session too.
-                Err(e @ (NetError::Eof | NetError::Closed | NetError::Reset)) => {
-                    drop(guard);
-                    conn.close();
-                    self.close_received.set(true);
-                    return Err(WsError::Net(if matches!(e, NetError::Eof) { NetError::Closed } else { e }));
-                }
-                Err(e) => return Err(e.into()),
+            let next = match found.take() {
+                Some(f) => f,
+                None => self.next_event(conn, &mut guard).await?,
             };
-            let (used, step) = match decoded {
-                Ok(d) => d,
-                Err(v) => {
-                    drop(guard);
-                    return Err(self.violated(conn, v).await);
-                }
-            };
-            guard.advance(used);
-            need = 1;
-            match step {
-                Step::More(n) => need = n,
-                Step::Event(Event::Message(kind, data)) => return Ok(Received::Message(kind, data)),
-                Step::Event(Event::Ping(data)) => {
+            match next {
+                Ok(Event::Message(kind, data)) => return Ok(Received::Message(kind, data)),
+                Ok(Event::Ping(data)) => {
                     if !self.close_sent.get() {
                         self.send_frame(conn, frame::PONG, Payload::Bytes(&data)).await?;
                     }
                 }
-                Step::Event(Event::Pong(_)) => {}
-                Step::Event(Event::Close(reason)) => {
+                Ok(Event::Pong(_)) => {}
+                Ok(Event::Close(reason)) => {
                     self.close_received.set(true);
                     drop(guard);
                     if !self.close_sent.get() {
@@ -150,8 +140,47 @@ impl Session {
                     conn.close();
                     return Ok(Received::Close(reason));
                 }
+                Err(v) => {
+                    drop(guard);
+                    return Err(self.violated(conn, v).await);
+                }
             }
         }
+    }
+
+    /// Reads and decodes up to the next event (or rule break) of the stream.
+    /// Its only wait is for bytes, so a caller may stop polling it at any
+    /// point and lose nothing: the decoder keeps its place and the socket
+    /// read stays parked. A caller that polls it instead of `recv` leaves
+    /// what is not a data message to `recv` (`leave`). A peer gone without
+    /// a close frame ends the session here.
+    pub async fn next_event(&self, conn: &TcpConn, guard: &mut ReadGuard<'_>) -> Result<Found, WsError> {
+        let mut need = 1;
+        loop {
+            let decoded = match guard.peek(need).await {
+                Ok(input) => self.decoder.borrow_mut().decode(input),
+                Err(e @ (NetError::Eof | NetError::Closed | NetError::Reset)) => {
+                    conn.close();
+                    self.close_received.set(true);
+                    return Err(WsError::Net(if matches!(e, NetError::Eof) { NetError::Closed } else { e }));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let (used, step) = match decoded {
+                Ok(d) => d,
+                Err(v) => return Ok(Err(v)),
+            };
+            guard.advance(used);
+            match step {
+                Step::More(n) => need = n,
+                Step::Event(event) => return Ok(Ok(event)),
+            }
+        }
+    }
+
+    /// Leaves what `next_event` found for the next `recv` to finish.
+    pub fn leave(&self, found: Found) {
+        *self.found.borrow_mut() = Some(found);
     }
 
     /// Answers a rule break: a close frame with its code, then the end.
