@@ -20,6 +20,7 @@ use mlua::{
 use super::args::{self, Arg};
 use super::buffer::Bytes;
 use super::http::{self, HttpOptions, Res};
+use super::task::Reserved;
 use crate::net::{TcpConn, Timeouts};
 use crate::proto::http::response::{Data, State};
 use crate::proto::http::{client, server};
@@ -124,13 +125,7 @@ async fn serve(lua: Lua, conn_ud: AnyUserData, handler: Function, opts: WsOption
     }
     drop(conn);
     let req = http::request_table(&lua, &head)?;
-    let ws = lua.create_userdata(Ws {
-        conn: conn_ud,
-        session: server_session(&opts, accepted.deflate),
-        protocol: accepted.protocol,
-        _budget: None,
-        shutdown: RefCell::new(None),
-    })?;
+    let ws = lua.create_userdata(Ws::new(conn_ud, server_session(&opts, accepted.deflate), accepted.protocol, None))?;
     let result = super::task::resumed(handler.call_async::<()>((ws.clone(), req))).await;
     finish(&ws, result.is_ok()).await?;
     result
@@ -185,13 +180,8 @@ async fn upgrade(lua: Lua, (_req, res, opts): (Value, Value, Value)) -> mlua::Re
     if let Err(e) = conn.write(handshake::response(&accepted).as_bytes()).await {
         return (Value::Nil, e.to_string()).into_lua_multi(&lua);
     }
-    let ws = lua.create_userdata(Ws {
-        conn: res.conn.clone(),
-        session: server_session(&opts, accepted.deflate),
-        protocol: accepted.protocol,
-        _budget: Some(budget),
-        shutdown: RefCell::new(None),
-    })?;
+    let session = server_session(&opts, accepted.deflate);
+    let ws = lua.create_userdata(Ws::new(res.conn.clone(), session, accepted.protocol, Some(budget)))?;
     *res.ws.borrow_mut() = Some(ws.clone());
     ws.into_lua_multi(&lua)
 }
@@ -246,13 +236,7 @@ async fn connect(lua: Lua, (url, opts): (Value, Value)) -> mlua::Result<MultiVal
         Ok(d) => d,
         Err(why) => return fail(why),
     };
-    let ws = Ws {
-        conn: lua.create_userdata(conn)?,
-        session: Session::new(Role::Client, opts.max_message),
-        protocol,
-        _budget: None,
-        shutdown: RefCell::new(None),
-    };
+    let ws = Ws::new(lua.create_userdata(conn)?, Session::new(Role::Client, opts.max_message), protocol, None);
     lua.create_userdata(ws)?.into_lua_multi(&lua)
 }
 
@@ -282,10 +266,16 @@ struct Ws {
     protocol: Option<String>,
     /// For `ws.upgrade`: the session's share of the worker's coroutine budget
     /// (`ws.listen` holds it for the whole connection instead).
-    _budget: Option<super::task::Reserved>,
+    _budget: Option<Reserved>,
     /// Wakes a `recv` waiting in a plain call when the server shuts down
     /// (made at its first wait).
     shutdown: RefCell<Option<Pin<Box<dyn Future<Output = ()>>>>>,
+}
+
+impl Ws {
+    fn new(conn: AnyUserData, session: Session, protocol: Option<String>, budget: Option<Reserved>) -> Self {
+        Self { conn, session, protocol, _budget: budget, shutdown: RefCell::new(None) }
+    }
 }
 
 /// What a WebSocket session counts for against `--max-coroutines`, beyond its
@@ -350,8 +340,10 @@ impl mlua::IntoLua for SendMethod {
                     Ok(None) => return fail(&lua, crate::net::NetError::Closed.into()),
                     Err(e) => return fail(&lua, e),
                 };
+                let mut rest = frame;
+                rest.drain(..sent);
                 let conn = TcpConn::clone(&*this.conn.borrow::<TcpConn>()?);
-                match conn.write_staged(conn.stage(&frame[sent..])).await {
+                match conn.write_staged(rest).await {
                     Ok(_) => len.into_lua_multi(&lua),
                     Err(e) => fail(&lua, e.into()),
                 }

@@ -109,11 +109,12 @@ impl Session {
     /// Waits for the next message. Pings are answered and pongs dropped on
     /// the way; a close frame is answered and ends the session.
     pub async fn recv(&self, conn: &TcpConn) -> Result<Received, WsError> {
-        let mut found = self.found.take();
-        if self.close_received.get() && found.is_none() {
+        if self.close_received.get() && self.found.borrow().is_none() {
             return Err(NetError::Closed.into());
         }
         let mut guard = conn.begin_read()?;
+        // Taken once the read is ours, so a failed start loses nothing left here.
+        let mut found = self.found.take();
         loop {
             let next = match found.take() {
                 Some(f) => f,
